@@ -1,0 +1,164 @@
+//! What one series keeps for one bucket (a minute, an hour or a day), and
+//! the exact merges that build minutes from points and rollups from minutes.
+
+use crate::kind::Kind;
+use crate::sketch::Sketch;
+
+/// A gauge's bucket: the last value by timestamp, and min/max/sum/count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GaugeAgg {
+    pub last: f64,
+    /// Time of `last` in unix milliseconds: merges keep the latest.
+    pub last_ms: i64,
+    pub min: f64,
+    pub max: f64,
+    pub sum: f64,
+    pub count: u64,
+}
+
+/// A distribution's bucket: count, sum, min, max and a quantile sketch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistAgg {
+    pub count: f64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub sketch: Sketch,
+}
+
+/// One series' aggregate over one bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Agg {
+    Counter(f64),
+    Gauge(GaugeAgg),
+    Distribution(DistAgg),
+}
+
+impl GaugeAgg {
+    pub fn single(value: f64, ts_ms: i64) -> Self {
+        GaugeAgg {
+            last: value,
+            last_ms: ts_ms,
+            min: value,
+            max: value,
+            sum: value,
+            count: 1,
+        }
+    }
+
+    pub fn merge(&mut self, o: &GaugeAgg) {
+        // On a tie the merged-in value wins: it arrived later.
+        if o.last_ms >= self.last_ms {
+            self.last = o.last;
+            self.last_ms = o.last_ms;
+        }
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.sum += o.sum;
+        self.count += o.count;
+    }
+}
+
+impl DistAgg {
+    pub fn single(value: f64) -> Self {
+        let mut sketch = Sketch::new();
+        sketch.add(value);
+        DistAgg {
+            count: 1.0,
+            sum: value,
+            min: value,
+            max: value,
+            sketch,
+        }
+    }
+
+    pub fn merge(&mut self, o: &DistAgg) {
+        self.count += o.count;
+        self.sum += o.sum;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.sketch.merge(&o.sketch);
+    }
+
+    /// Quantile from the sketch, clamped to the exact min and max so that
+    /// p0 and p100 are exact and no estimate leaves the observed range.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        match q {
+            q if q == 0.0 && self.count > 0.0 => Some(self.min),
+            q if q == 1.0 && self.count > 0.0 => Some(self.max),
+            q => self.sketch.quantile(q).map(|v| v.clamp(self.min, self.max)),
+        }
+    }
+}
+
+impl Agg {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Agg::Counter(_) => Kind::Counter,
+            Agg::Gauge(_) => Kind::Gauge,
+            Agg::Distribution(_) => Kind::Distribution,
+        }
+    }
+
+    /// Merges `other` into `self`. Aggregates of different kinds never meet
+    /// (a name has one kind); if they did, `other` is ignored.
+    pub fn merge(&mut self, other: &Agg) {
+        match (self, other) {
+            (Agg::Counter(a), Agg::Counter(b)) => *a += b,
+            (Agg::Gauge(a), Agg::Gauge(b)) => a.merge(b),
+            (Agg::Distribution(a), Agg::Distribution(b)) => a.merge(b),
+            _ => debug_assert!(false, "merge of aggregates of different kinds"),
+        }
+    }
+
+    /// Merges a sequence into one, `None` when it is empty.
+    pub fn merge_all<'a>(mut aggs: impl Iterator<Item = &'a Agg>) -> Option<Agg> {
+        let mut out = aggs.next()?.clone();
+        for a in aggs {
+            out.merge(a);
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauge_keeps_last_by_timestamp_not_arrival() {
+        let mut a = GaugeAgg::single(5.0, 2_000);
+        a.merge(&GaugeAgg::single(7.0, 1_000));
+        assert_eq!(a.last, 5.0);
+        a.merge(&GaugeAgg::single(1.0, 3_000));
+        assert_eq!(
+            (a.last, a.min, a.max, a.sum, a.count),
+            (1.0, 1.0, 7.0, 13.0, 3)
+        );
+    }
+
+    #[test]
+    fn counters_add_exactly() {
+        let mut a = Agg::Counter(0.1);
+        for _ in 0..9 {
+            a.merge(&Agg::Counter(0.1));
+        }
+        assert!(matches!(a, Agg::Counter(s) if (s - 1.0).abs() < 1e-12));
+        let mut b = Agg::Counter(3.0);
+        b.merge(&Agg::Counter(-1.0));
+        assert_eq!(b, Agg::Counter(2.0));
+    }
+
+    #[test]
+    fn distribution_merge_and_clamped_quantiles() {
+        let mut d = DistAgg::single(10.0);
+        for v in [20.0, 30.0, 40.0] {
+            d.merge(&DistAgg::single(v));
+        }
+        assert_eq!((d.count, d.sum, d.min, d.max), (4.0, 100.0, 10.0, 40.0));
+        assert_eq!(d.quantile(0.0), Some(10.0));
+        assert_eq!(d.quantile(1.0), Some(40.0));
+        let p50 = d.quantile(0.5).unwrap();
+        assert!((p50 - 20.0).abs() <= 0.2, "{p50}");
+    }
+}

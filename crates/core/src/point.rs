@@ -1,0 +1,46 @@
+//! A validated point: one value, or one client-aggregated minute, of one series.
+
+use crate::agg::{Agg, DistAgg, GaugeAgg};
+use crate::kind::Kind;
+use crate::tags::Tags;
+use crate::time::{millis_of, minute_of};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PointValue {
+    /// One observation (for a counter: the amount added).
+    Single(f64),
+    /// A gauge's minute as a client aggregated it.
+    GaugeSummary(GaugeAgg),
+    /// A distribution's minute as a client aggregated it.
+    DistSummary(DistAgg),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub kind: Kind,
+    pub name: String,
+    pub tags: Tags,
+    /// Unix seconds.
+    pub ts: f64,
+    pub value: PointValue,
+}
+
+impl Point {
+    /// Start of the UTC minute the point belongs to.
+    pub fn minute(&self) -> i64 {
+        minute_of(self.ts)
+    }
+
+    /// The point as a one-minute aggregate.
+    pub fn to_agg(&self) -> Agg {
+        match (&self.value, self.kind) {
+            (PointValue::Single(v), Kind::Counter) => Agg::Counter(*v),
+            (PointValue::Single(v), Kind::Gauge) => {
+                Agg::Gauge(GaugeAgg::single(*v, millis_of(self.ts)))
+            }
+            (PointValue::Single(v), Kind::Distribution) => Agg::Distribution(DistAgg::single(*v)),
+            (PointValue::GaugeSummary(g), _) => Agg::Gauge(g.clone()),
+            (PointValue::DistSummary(d), _) => Agg::Distribution(d.clone()),
+        }
+    }
+}

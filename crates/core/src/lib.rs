@@ -13,9 +13,11 @@ pub mod agg;
 pub mod field;
 pub mod kind;
 pub mod point;
+pub mod query;
 pub mod sketch;
 pub mod tags;
 pub mod time;
+pub mod timeparse;
 pub mod validate;
 
 pub use agg::{Agg, DistAgg, GaugeAgg};

@@ -1,1 +1,136 @@
+//! The HTTP API of minutely (DESIGN section 3): push, query, the metrics
+//! catalogue, apps and keys, health and the server's own metrics.
+//!
+//! Handlers parse and check at the edge, then call the [`Store`] on a
+//! blocking thread: storage calls may wait for an fsync.
 
+pub mod auth;
+pub mod bootstrap;
+mod catalogue;
+pub mod demo;
+mod error;
+mod keys_api;
+mod push;
+mod query;
+pub mod selfmetrics;
+
+pub use error::{ApiError, ApiResult};
+pub use query::{QueryAnswer, QueryInput};
+
+use axum::routing::{delete, get, post};
+use axum::Router;
+use minutely_store::Store;
+use std::sync::Arc;
+
+/// Limits and settings of the API.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request body, compressed or not (also after gunzip).
+    pub max_body_bytes: usize,
+    pub max_points_per_batch: usize,
+    /// Late points older than this are rejected (seconds).
+    pub late_secs: f64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            // 10 MiB holds ~50,000 JSON points: far above what a client
+            // sends every 10 s, small enough to parse without a memory spike.
+            max_body_bytes: 10 << 20,
+            max_points_per_batch: 50_000,
+            late_secs: minutely_core::validate::DEFAULT_LATE_SECS,
+        }
+    }
+}
+
+/// The clock the API judges timestamps by (tests inject their own).
+pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(minutely_store::embedded::now_secs)
+}
+
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub keys: auth::Keyring,
+    pub cfg: ServerConfig,
+    pub metrics: selfmetrics::SelfMetrics,
+    pub clock: Clock,
+}
+
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        cfg: ServerConfig,
+        clock: Clock,
+    ) -> Result<Shared, minutely_store::StoreError> {
+        let keys = auth::Keyring::default();
+        keys.reload(store.as_ref())?;
+        Ok(Arc::new(AppState {
+            store,
+            keys,
+            cfg,
+            metrics: Default::default(),
+            clock,
+        }))
+    }
+
+    pub fn now(&self) -> f64 {
+        (self.clock)()
+    }
+}
+
+/// Runs a blocking storage call off the async reactor.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("worker failed: {e}"),
+        )
+    })?
+}
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/api/v1/push", post(push::push))
+        .route(
+            "/api/v1/query",
+            get(query::get_query).post(query::post_query),
+        )
+        .route("/api/v1/metrics", get(catalogue::catalogue))
+        .route(
+            "/api/v1/apps",
+            get(keys_api::list_apps).post(keys_api::create_app),
+        )
+        .route(
+            "/api/v1/apps/{app}/keys",
+            get(keys_api::list_keys).post(keys_api::create_key),
+        )
+        .route("/api/v1/apps/{app}/keys/{id}", delete(keys_api::revoke_key))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(selfmetrics::render))
+        // Bodies are read with our own bound (push) so the error names the limit.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets
+/// in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Shared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}

@@ -1,0 +1,243 @@
+//! Turning stored buckets into query answers: merge a group's series per
+//! output bucket, then read the field (DESIGN section 2).
+//!
+//! Counters add and distributions merge sketches across series, so their
+//! fields are exact over any set of series. A gauge's field is read per
+//! series first, then combined with `across` (sum by default: total active
+//! shoppers over all hosts).
+
+use crate::agg::Agg;
+use crate::field::Field;
+use crate::kind::Kind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Across {
+    #[default]
+    Sum,
+    Mean,
+    Min,
+    Max,
+}
+
+impl Across {
+    pub fn parse(s: &str) -> Result<Across, String> {
+        match s {
+            "sum" => Ok(Across::Sum),
+            "mean" => Ok(Across::Mean),
+            "min" => Ok(Across::Min),
+            "max" => Ok(Across::Max),
+            _ => Err(format!("unknown across {s:?}: use sum, mean, min or max")),
+        }
+    }
+}
+
+/// Output buckets: `n` buckets of `step` seconds from `from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grid {
+    pub from: i64,
+    pub step: i64,
+    pub n: usize,
+}
+
+impl Grid {
+    /// Buckets starting at `from`, `step` long, covering up to `to` (exclusive).
+    pub fn new(from: i64, to: i64, step: i64) -> Grid {
+        let n = if to > from {
+            ((to - from) + step - 1) / step
+        } else {
+            0
+        };
+        Grid {
+            from,
+            step,
+            n: n as usize,
+        }
+    }
+
+    pub fn bucket_of(&self, ts: i64) -> Option<usize> {
+        if ts < self.from {
+            return None;
+        }
+        let i = ((ts - self.from) / self.step) as usize;
+        (i < self.n).then_some(i)
+    }
+
+    pub fn start(&self, i: usize) -> i64 {
+        self.from + i as i64 * self.step
+    }
+}
+
+/// Merges one series' stored buckets into the grid's buckets.
+fn merge_into_grid(grid: &Grid, buckets: &[(i64, Agg)], out: &mut [Option<Agg>]) {
+    for (ts, agg) in buckets {
+        if let Some(i) = grid.bucket_of(*ts) {
+            match &mut out[i] {
+                Some(a) => a.merge(agg),
+                slot => *slot = Some(agg.clone()),
+            }
+        }
+    }
+}
+
+/// The field's value per grid bucket over a group of series; `None` where
+/// no series had data.
+pub fn evaluate(
+    kind: Kind,
+    field: Field,
+    across: Across,
+    grid: &Grid,
+    series: &[&[(i64, Agg)]],
+) -> Vec<Option<f64>> {
+    if kind != Kind::Gauge {
+        let mut merged: Vec<Option<Agg>> = vec![None; grid.n];
+        for s in series {
+            merge_into_grid(grid, s, &mut merged);
+        }
+        return merged
+            .iter()
+            .map(|a| a.as_ref().and_then(|a| field.value(a, grid.step)))
+            .collect();
+    }
+    // (combined value, number of series) per bucket.
+    let mut acc: Vec<Option<(f64, usize)>> = vec![None; grid.n];
+    let mut per_series: Vec<Option<Agg>> = vec![None; grid.n];
+    for s in series {
+        per_series.iter_mut().for_each(|a| *a = None);
+        merge_into_grid(grid, s, &mut per_series);
+        for (i, agg) in per_series.iter().enumerate() {
+            let Some(v) = agg.as_ref().and_then(|a| field.value(a, grid.step)) else {
+                continue;
+            };
+            acc[i] = Some(match acc[i] {
+                None => (v, 1),
+                Some((c, n)) => match across {
+                    Across::Sum | Across::Mean => (c + v, n + 1),
+                    Across::Min => (c.min(v), n + 1),
+                    Across::Max => (c.max(v), n + 1),
+                },
+            });
+        }
+    }
+    acc.into_iter()
+        .map(|a| {
+            a.map(|(v, n)| {
+                if across == Across::Mean {
+                    v / n as f64
+                } else {
+                    v
+                }
+            })
+        })
+        .collect()
+}
+
+/// A step giving at most `max_points` buckets over `span` seconds, rounded
+/// up to a step people read easily (1, 2, 5, 10, 15, 30 min, 1, 2, 3, 6,
+/// 12 h, whole days).
+pub fn auto_step(span: i64, max_points: i64) -> i64 {
+    const NICE: [i64; 12] = [
+        60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200, 86_400,
+    ];
+    let min = (span + max_points - 1) / max_points.max(1);
+    NICE.iter()
+        .copied()
+        .find(|&s| s >= min)
+        .unwrap_or_else(|| ((min + 86_399) / 86_400) * 86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agg::{DistAgg, GaugeAgg};
+
+    #[test]
+    fn grid_buckets() {
+        let g = Grid::new(600, 900, 120);
+        assert_eq!(g.n, 3);
+        assert_eq!(g.bucket_of(599), None);
+        assert_eq!(g.bucket_of(600), Some(0));
+        assert_eq!(g.bucket_of(839), Some(1));
+        assert_eq!(g.bucket_of(899), Some(2));
+        assert_eq!(g.bucket_of(960), None);
+        assert_eq!(Grid::new(0, 60, 60).n, 1);
+    }
+
+    #[test]
+    fn counters_add_across_series_and_time() {
+        let a = [(0, Agg::Counter(1.0)), (60, Agg::Counter(2.0))];
+        let b = [(60, Agg::Counter(10.0)), (180, Agg::Counter(5.0))];
+        let g = Grid::new(0, 240, 120);
+        let v = evaluate(Kind::Counter, Field::Sum, Across::Sum, &g, &[&a, &b]);
+        assert_eq!(v, vec![Some(13.0), Some(5.0)]);
+        let r = evaluate(Kind::Counter, Field::Rate, Across::Sum, &g, &[&a, &b]);
+        assert_eq!(r, vec![Some(13.0 / 120.0), Some(5.0 / 120.0)]);
+        let g = Grid::new(0, 300, 60);
+        let v = evaluate(Kind::Counter, Field::Sum, Across::Sum, &g, &[&a]);
+        assert_eq!(v, vec![Some(1.0), Some(2.0), None, None, None]);
+    }
+
+    #[test]
+    fn gauges_combine_across_series() {
+        let g = |v: f64, ms: i64| Agg::Gauge(GaugeAgg::single(v, ms));
+        let a = [(0, g(4.0, 1)), (60, g(6.0, 61_000))];
+        let b = [(0, g(10.0, 1))];
+        let grid = Grid::new(0, 120, 120);
+        let sum = evaluate(Kind::Gauge, Field::Last, Across::Sum, &grid, &[&a, &b]);
+        assert_eq!(sum, vec![Some(16.0)]);
+        let mean = evaluate(Kind::Gauge, Field::Last, Across::Mean, &grid, &[&a, &b]);
+        assert_eq!(mean, vec![Some(8.0)]);
+        let max = evaluate(Kind::Gauge, Field::Max, Across::Min, &grid, &[&a, &b]);
+        assert_eq!(max, vec![Some(6.0)]);
+        let m = evaluate(Kind::Gauge, Field::Mean, Across::Sum, &grid, &[&a]);
+        assert_eq!(m, vec![Some(5.0)]);
+    }
+
+    #[test]
+    fn distributions_merge_sketches_across_series() {
+        let mut x = DistAgg::single(1.0);
+        x.merge(&DistAgg::single(2.0));
+        let y = DistAgg::single(100.0);
+        let a = [(0, Agg::Distribution(x))];
+        let b = [(0, Agg::Distribution(y))];
+        let grid = Grid::new(0, 60, 60);
+        assert_eq!(
+            evaluate(
+                Kind::Distribution,
+                Field::Count,
+                Across::Sum,
+                &grid,
+                &[&a, &b]
+            ),
+            vec![Some(3.0)]
+        );
+        assert_eq!(
+            evaluate(
+                Kind::Distribution,
+                Field::Max,
+                Across::Sum,
+                &grid,
+                &[&a, &b]
+            ),
+            vec![Some(100.0)]
+        );
+        let p50 = evaluate(
+            Kind::Distribution,
+            Field::Quantile(0.5),
+            Across::Sum,
+            &grid,
+            &[&a, &b],
+        )[0]
+        .unwrap();
+        assert!((p50 - 2.0).abs() <= 0.02);
+    }
+
+    #[test]
+    fn auto_steps() {
+        assert_eq!(auto_step(3_600, 1_500), 60);
+        assert_eq!(auto_step(86_400, 1_500), 60);
+        assert_eq!(auto_step(7 * 86_400, 1_500), 600);
+        assert_eq!(auto_step(30 * 86_400, 1_500), 1_800);
+        assert_eq!(auto_step(400 * 86_400, 1_500), 43_200);
+        assert_eq!(auto_step(10_000 * 86_400, 1_500), 7 * 86_400);
+    }
+}

@@ -1,0 +1,186 @@
+//! Command-line arguments. Every serve setting also reads a `MINUTELY_*`
+//! variable and the config file; flags win over variables, variables over
+//! the file, the file over defaults.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "minutely",
+    version,
+    about = "Self-hosted custom metrics: per-minute gauges, counters and distributions"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Push one value (for shell scripts and cron jobs).
+    Push(PushArgs),
+    /// Query a metric and print a table (or JSON).
+    Query(QueryArgs),
+    /// Create, list and revoke API keys in a data directory.
+    Keys(KeysArgs),
+    /// Copy a consistent snapshot of a data directory.
+    Backup(BackupArgs),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Config file (TOML); `minutely.toml` in the working directory is read when present.
+    #[arg(long, env = "MINUTELY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTP address [default: 127.0.0.1:8080].
+    #[arg(long, env = "MINUTELY_LISTEN")]
+    pub listen: Option<String>,
+    /// Data directory [default: ./minutely-data].
+    #[arg(long, env = "MINUTELY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// StatsD UDP address, or `off` [default: 127.0.0.1:8125]. Reserved: the listener is not built yet.
+    #[arg(long, env = "MINUTELY_STATSD")]
+    pub statsd: Option<String>,
+    /// Fill the `webshop` demo app with a day of history and live data.
+    #[arg(long, env = "MINUTELY_DEMO")]
+    pub demo: bool,
+    /// Days of minute data to keep [default: 30].
+    #[arg(long, env = "MINUTELY_RETENTION_MINUTELY_DAYS")]
+    pub retention_minutely_days: Option<u32>,
+    /// Days of hourly rollups to keep [default: 400].
+    #[arg(long, env = "MINUTELY_RETENTION_HOURLY_DAYS")]
+    pub retention_hourly_days: Option<u32>,
+    /// Days of daily rollups to keep; 0 keeps them forever [default: 0].
+    #[arg(long, env = "MINUTELY_RETENTION_DAILY_DAYS")]
+    pub retention_daily_days: Option<u32>,
+    /// Series an app may have [default: 200000].
+    #[arg(long, env = "MINUTELY_MAX_SERIES_PER_APP")]
+    pub max_series_per_app: Option<usize>,
+    /// Largest push body in bytes, also after gunzip [default: 10485760].
+    #[arg(long, env = "MINUTELY_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Points one push may carry [default: 50000].
+    #[arg(long, env = "MINUTELY_MAX_POINTS_PER_BATCH")]
+    pub max_points_per_batch: Option<usize>,
+    /// Seconds between checkpoints of open minutes to the database [default: 300].
+    #[arg(long, env = "MINUTELY_CHECKPOINT_SECS")]
+    pub checkpoint_secs: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct Endpoint {
+    /// Server URL.
+    #[arg(
+        long,
+        env = "MINUTELY_ENDPOINT",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub endpoint: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Metric name.
+    pub name: String,
+    /// The value (for a counter: the amount to add).
+    #[arg(allow_hyphen_values = true)]
+    pub value: f64,
+    /// gauge, counter or distribution.
+    #[arg(long, default_value = "gauge")]
+    pub kind: String,
+    /// A tag as key=value (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    #[arg(long, env = "MINUTELY_ENV")]
+    pub env: Option<String>,
+    /// Unix seconds of the value [default: now].
+    #[arg(long)]
+    pub ts: Option<f64>,
+    /// Push key.
+    #[arg(long, env = "MINUTELY_PUSH_KEY", hide_env_values = true)]
+    pub key: String,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+}
+
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    pub metric: String,
+    /// Field: sum, rate, last, mean, min, max, count, p50, p95, ... [default: by kind].
+    #[arg(long)]
+    pub field: Option<String>,
+    #[arg(long, default_value = "-1h")]
+    pub from: String,
+    #[arg(long, default_value = "now")]
+    pub to: String,
+    /// Seconds (a multiple of 60) or auto.
+    #[arg(long, default_value = "auto")]
+    pub step: String,
+    /// A tag filter key:value, `*` allowed (repeatable).
+    #[arg(long = "tag", value_name = "KEY:VALUE")]
+    pub tags: Vec<String>,
+    /// Tag keys to group by, comma separated.
+    #[arg(long)]
+    pub group_by: Option<String>,
+    /// How gauges combine across series: sum, mean, min, max.
+    #[arg(long)]
+    pub across: Option<String>,
+    #[arg(long)]
+    pub app: Option<String>,
+    #[arg(long, env = "MINUTELY_ENV")]
+    pub env: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Read or admin key.
+    #[arg(long, env = "MINUTELY_READ_KEY", hide_env_values = true)]
+    pub key: String,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+}
+
+#[derive(Args, Debug)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub action: KeysAction,
+    /// Data directory (the server must not be running on it).
+    #[arg(
+        long,
+        env = "MINUTELY_DATA_DIR",
+        default_value = "./minutely-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysAction {
+    /// Create a key and print it (shown only this once).
+    Create {
+        /// push, read or admin.
+        #[arg(long)]
+        scope: String,
+        /// The app the key belongs to (`*` for an admin key of every app).
+        #[arg(long, default_value = "default")]
+        app: String,
+        /// A label to recognise the key by.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List keys (ids, never secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke { id: String },
+}
+
+#[derive(Args, Debug)]
+pub struct BackupArgs {
+    /// Directory to write the snapshot to (must not exist or be empty).
+    pub dest: PathBuf,
+    /// Data directory (the server must not be running on it).
+    #[arg(long, env = "MINUTELY_DATA_DIR", default_value = "./minutely-data")]
+    pub data_dir: PathBuf,
+}

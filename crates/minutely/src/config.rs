@@ -1,0 +1,177 @@
+//! Server configuration in two stages: the raw file/flag values, then a
+//! validated config with every default filled in and contradictions refused.
+
+use crate::cli::ServeArgs;
+use anyhow::{bail, Context, Result};
+use minutely_server::ServerConfig;
+use minutely_store::embedded::EmbeddedConfig;
+use minutely_store::Retention;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `minutely.toml`: the same settings as the flags, with `_` in names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub statsd: Option<String>,
+    pub demo: Option<bool>,
+    pub retention_minutely_days: Option<u32>,
+    pub retention_hourly_days: Option<u32>,
+    pub retention_daily_days: Option<u32>,
+    pub max_series_per_app: Option<usize>,
+    pub max_body_bytes: Option<usize>,
+    pub max_points_per_batch: Option<usize>,
+    pub checkpoint_secs: Option<u64>,
+}
+
+pub struct Config {
+    pub listen: SocketAddr,
+    pub statsd: Option<String>,
+    pub demo: bool,
+    pub store: EmbeddedConfig,
+    pub server: ServerConfig,
+}
+
+fn load_file(explicit: Option<&Path>) -> Result<FileConfig> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None if Path::new("minutely.toml").exists() => PathBuf::from("minutely.toml"),
+        None => return Ok(FileConfig::default()),
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {} is invalid", path.display()))
+}
+
+/// 0 days means "keep forever".
+fn days(v: Option<u32>, default: Option<u32>) -> Option<u32> {
+    match v {
+        Some(0) => None,
+        Some(d) => Some(d),
+        None => default,
+    }
+}
+
+pub fn resolve(args: ServeArgs) -> Result<Config> {
+    let file = load_file(args.config.as_deref())?;
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen: SocketAddr = listen.parse().with_context(|| {
+        format!("--listen {listen:?} must be an address such as 127.0.0.1:8080")
+    })?;
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("./minutely-data"));
+    let defaults = Retention::default();
+    let retention = Retention {
+        minute_days: days(
+            args.retention_minutely_days
+                .or(file.retention_minutely_days),
+            defaults.minute_days,
+        ),
+        hour_days: days(
+            args.retention_hourly_days.or(file.retention_hourly_days),
+            defaults.hour_days,
+        ),
+        day_days: days(
+            args.retention_daily_days.or(file.retention_daily_days),
+            defaults.day_days,
+        ),
+    };
+    // Late points (24 h) must still find their minutes to rebuild rollups exactly.
+    if retention.minute_days.is_some_and(|d| d < 2) {
+        bail!("minutely retention must be at least 2 days (late points up to 24 h merge into their minutes)");
+    }
+    if let (Some(m), Some(h)) = (retention.minute_days, retention.hour_days) {
+        if h < m {
+            bail!("hourly retention ({h} days) must not be shorter than minutely retention ({m} days)");
+        }
+    }
+    let mut store = EmbeddedConfig::new(data_dir);
+    store.retention = retention;
+    if let Some(n) = args.max_series_per_app.or(file.max_series_per_app) {
+        if n == 0 {
+            bail!("max_series_per_app must be at least 1");
+        }
+        store.max_series_per_app = n;
+    }
+    if let Some(s) = args.checkpoint_secs.or(file.checkpoint_secs) {
+        if !(1..=3_600).contains(&s) {
+            bail!("checkpoint_secs must be between 1 and 3600");
+        }
+        store.checkpoint_interval = Duration::from_secs(s);
+    }
+    let mut server = ServerConfig::default();
+    if let Some(n) = args.max_body_bytes.or(file.max_body_bytes) {
+        if n < 1_024 {
+            bail!("max_body_bytes must be at least 1024");
+        }
+        server.max_body_bytes = n;
+    }
+    if let Some(n) = args.max_points_per_batch.or(file.max_points_per_batch) {
+        if n == 0 {
+            bail!("max_points_per_batch must be at least 1");
+        }
+        server.max_points_per_batch = n;
+    }
+    let statsd = args.statsd.or(file.statsd);
+    Ok(Config {
+        listen,
+        statsd,
+        demo: args.demo || file.demo.unwrap_or(false),
+        store,
+        server,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_contradictions() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("minutely.toml");
+        std::fs::write(
+            &cfg_path,
+            "listen = \"127.0.0.1:9999\"\nretention_daily_days = 0\nmax_series_per_app = 5\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(cfg_path.clone()),
+            ..Default::default()
+        };
+        let cfg = resolve(args).unwrap();
+        assert_eq!(cfg.listen.port(), 9999);
+        assert_eq!(cfg.store.max_series_per_app, 5);
+        assert_eq!(cfg.store.retention.day_days, None);
+        assert_eq!(cfg.store.retention.minute_days, Some(30));
+
+        let flag_wins = ServeArgs {
+            config: Some(cfg_path.clone()),
+            listen: Some("127.0.0.1:1".into()),
+            ..Default::default()
+        };
+        assert_eq!(resolve(flag_wins).unwrap().listen.port(), 1);
+
+        let short = ServeArgs {
+            config: Some(cfg_path.clone()),
+            retention_minutely_days: Some(1),
+            ..Default::default()
+        };
+        assert!(resolve(short).is_err());
+        std::fs::write(&cfg_path, "listen_addr = \"x\"\n").unwrap();
+        let unknown = ServeArgs {
+            config: Some(cfg_path),
+            ..Default::default()
+        };
+        assert!(format!("{:#}", resolve(unknown).err().unwrap()).contains("listen_addr"));
+    }
+}

@@ -1,0 +1,75 @@
+//! `minutely keys` and `minutely backup`, working on a data directory.
+
+use crate::cli::{BackupArgs, KeysAction, KeysArgs};
+use anyhow::{Context, Result};
+use minutely_server::auth::create_key;
+use minutely_store::embedded::{now_secs, EmbeddedConfig, EmbeddedStore};
+use minutely_store::{Scope, Store};
+use std::path::Path;
+
+fn open(data_dir: &Path) -> Result<EmbeddedStore> {
+    EmbeddedStore::open(EmbeddedConfig::new(data_dir)).with_context(|| {
+        format!(
+            "opening {} (stop the server using it first)",
+            data_dir.display()
+        )
+    })
+}
+
+pub fn run(args: KeysArgs) -> Result<()> {
+    let store = open(&args.data_dir)?;
+    match args.action {
+        KeysAction::Create { scope, app, name } => {
+            let scope: Scope = scope.parse().map_err(anyhow::Error::msg)?;
+            if app != minutely_server::auth::ALL_APPS
+                && !store.apps()?.iter().any(|a| a.name == app)
+            {
+                store.create_app(minutely_store::AppRecord {
+                    name: app.clone(),
+                    created: now_secs() as i64,
+                })?;
+            }
+            let (secret, record) = create_key(&store, &app, scope, &name, None, now_secs() as i64)?;
+            println!("{secret}");
+            eprintln!(
+                "created {:?} key {} for app {:?}; it is shown only now",
+                record.scope, record.id, record.app
+            );
+        }
+        KeysAction::List => {
+            println!(
+                "{:<10} {:<8} {:<20} {:<12} name",
+                "id", "scope", "app", "created"
+            );
+            for k in store.keys()? {
+                let created = minutely_core::timeparse::format_rfc3339(k.created);
+                println!(
+                    "{:<10} {:<8} {:<20} {:<12} {}",
+                    k.id,
+                    format!("{:?}", k.scope).to_lowercase(),
+                    k.app,
+                    &created[..10],
+                    k.name
+                );
+            }
+        }
+        KeysAction::Revoke { id } => {
+            if !store.revoke_key(&id)? {
+                anyhow::bail!("no key with id {id:?} (see minutely keys list)");
+            }
+            eprintln!("revoked key {id}");
+        }
+    }
+    store.close()?;
+    Ok(())
+}
+
+pub fn backup(args: BackupArgs) -> Result<()> {
+    let store = open(&args.data_dir)?;
+    store
+        .backup(&args.dest)
+        .with_context(|| format!("writing backup to {}", args.dest.display()))?;
+    store.close()?;
+    eprintln!("backup written to {}", args.dest.display());
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! `minutely serve`: open the store, make the first keys, start the API
+//! (and the demo), and on SIGINT/SIGTERM stop taking requests, then flush.
+
+use crate::cli::ServeArgs;
+use crate::config::{resolve, Config};
+use anyhow::{Context, Result};
+use minutely_server::{bootstrap, demo, system_clock, AppState};
+use minutely_store::embedded::EmbeddedStore;
+use minutely_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// In-flight requests get this long to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    let cfg = resolve(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(cfg))
+}
+
+async fn serve(cfg: Config) -> Result<()> {
+    let data_dir = cfg.store.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(cfg.store))
+        .await?
+        .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let clock = system_clock();
+    let now = clock() as i64;
+    let first = bootstrap::first_start(
+        store.as_ref(),
+        std::env::var("MINUTELY_PUSH_KEY")
+            .ok()
+            .filter(|k| !k.is_empty()),
+        std::env::var("MINUTELY_ADMIN_KEY")
+            .ok()
+            .filter(|k| !k.is_empty()),
+        now,
+    )?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    if let Some(keys) = first {
+        // Printed once: only hashes are kept.
+        println!("First start: created app \"default\" and two keys. They are shown only now; keep them.");
+        println!("  push key:  {}", keys.push);
+        println!("  admin key: {}", keys.admin);
+        println!("  web UI:    http://{addr}/?key={}", keys.admin);
+    }
+    if let Some(statsd) = &cfg.statsd {
+        tracing::warn!("--statsd {statsd}: the StatsD listener is not part of this version yet; nothing listens on it");
+    }
+    let state = AppState::new(store.clone(), cfg.server, clock.clone())?;
+    let demo_task = if cfg.demo {
+        let (s, c) = (store.clone(), clock.clone());
+        tokio::task::spawn_blocking(move || demo::backfill(s.as_ref(), c())).await??;
+        tracing::info!(
+            "demo app \"{}\" (env \"{}\") is filled and live",
+            demo::DEMO_APP,
+            demo::DEMO_ENV
+        );
+        Some(tokio::spawn(demo::run_live(store.clone(), clock.clone())))
+    } else {
+        None
+    };
+    // The harness and scripts wait for this line to know the port.
+    println!("minutely listening on http://{addr}");
+    tracing::info!(data_dir = %data_dir.display(), "minutely {} serving on {addr}", env!("CARGO_PKG_VERSION"));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut server_rx = stop_rx.clone();
+    let server = tokio::spawn(minutely_server::serve(listener, state, async move {
+        let _ = server_rx.wait_for(|s| *s).await;
+    }));
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests, then flushing open minutes");
+    let _ = stop_tx.send(true);
+    if let Some(t) = demo_task {
+        t.abort();
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
+        tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
+    }
+    drop(stop_rx);
+    tokio::task::spawn_blocking(move || store.close()).await??;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

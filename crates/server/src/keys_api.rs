@@ -1,0 +1,134 @@
+//! Apps and keys over HTTP (admin keys only): `POST /api/v1/apps`,
+//! `GET|POST /api/v1/apps/{app}/keys`, `DELETE /api/v1/apps/{app}/keys/{id}`.
+
+use crate::auth::{create_key as make_key, ALL_APPS};
+use crate::error::{ApiError, ApiResult};
+use crate::{blocking, Shared};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use minutely_store::{AppRecord, Scope};
+use serde::Deserialize;
+
+/// App names follow metric-name rules so they are safe in URLs and files.
+pub fn validate_app(name: &str) -> ApiResult<()> {
+    minutely_core::validate::validate_name(name)
+        .map_err(|_| ApiError::bad_request(format!("app name {name:?} is invalid: use 1-200 characters of A-Z a-z 0-9 _ . : - starting with a letter or _")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewApp {
+    name: String,
+}
+
+pub async fn list_apps(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    let caller = st.keys.authenticate(&headers)?;
+    caller.require(Scope::Admin, ALL_APPS)?;
+    let apps = st.store.apps()?;
+    Ok(Json(
+        serde_json::json!({ "apps": apps.iter().map(|a| serde_json::json!({"name": a.name, "created": a.created})).collect::<Vec<_>>() }),
+    ))
+}
+
+pub async fn create_app(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Json(new): Json<NewApp>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let caller = st.keys.authenticate(&headers)?;
+    caller.require(Scope::Admin, ALL_APPS)?;
+    validate_app(&new.name)?;
+    let record = AppRecord {
+        name: new.name.clone(),
+        created: st.now() as i64,
+    };
+    let store = st.store.clone();
+    blocking(move || store.create_app(record).map_err(ApiError::from)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "name": new.name })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    scope: String,
+    #[serde(default)]
+    name: String,
+}
+
+fn app_exists(st: &Shared, app: &str) -> ApiResult<()> {
+    if st.store.apps()?.iter().any(|a| a.name == app) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "no app {app:?}; create it with POST /api/v1/apps"
+        )))
+    }
+}
+
+pub async fn list_keys(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(app): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let caller = st.keys.authenticate(&headers)?;
+    caller.require(Scope::Admin, &app)?;
+    let keys: Vec<_> = st
+        .store
+        .keys()?
+        .into_iter()
+        .filter(|k| k.app == app)
+        .map(|k| serde_json::json!({"id": k.id, "app": k.app, "scope": k.scope, "name": k.name, "created": k.created}))
+        .collect();
+    Ok(Json(serde_json::json!({ "keys": keys })))
+}
+
+pub async fn create_key(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path(app): Path<String>,
+    Json(new): Json<NewKey>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let caller = st.keys.authenticate(&headers)?;
+    caller.require(Scope::Admin, &app)?;
+    app_exists(&st, &app)?;
+    let scope: Scope = new.scope.parse().map_err(ApiError::bad_request)?;
+    let (secret, record) = make_key(
+        st.store.as_ref(),
+        &app,
+        scope,
+        &new.name,
+        None,
+        st.now() as i64,
+    )?;
+    st.keys.reload(st.store.as_ref())?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            serde_json::json!({"id": record.id, "key": secret, "app": app, "scope": record.scope, "name": record.name}),
+        ),
+    ))
+}
+
+pub async fn revoke_key(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    Path((app, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let caller = st.keys.authenticate(&headers)?;
+    caller.require(Scope::Admin, &app)?;
+    let belongs = st.store.keys()?.iter().any(|k| k.id == id && k.app == app);
+    if !belongs || !st.store.revoke_key(&id)? {
+        return Err(ApiError::not_found(format!(
+            "app {app:?} has no key {id:?}"
+        )));
+    }
+    st.keys.reload(st.store.as_ref())?;
+    Ok(StatusCode::NO_CONTENT)
+}

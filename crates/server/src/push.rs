@@ -1,0 +1,199 @@
+//! `POST /api/v1/push`: bounded read, optional gunzip, per-point parsing and
+//! validation, then one store call. Good points are kept even when others
+//! in the same batch are bad.
+
+use crate::auth::ALL_APPS;
+use crate::error::{ApiError, ApiResult};
+use crate::{blocking, Shared};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use minutely_core::validate::{validate_point, PointError, RawPoint};
+use minutely_store::{PushRequest, Rejected, Scope};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::io::Read;
+use std::time::Instant;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushBody<'a> {
+    #[serde(default)]
+    env: Option<String>,
+    #[serde(default)]
+    batch: Option<String>,
+    /// Only for keys allowed on every app; an app's own keys push to it.
+    #[serde(default)]
+    app: Option<String>,
+    #[serde(borrow)]
+    points: Vec<&'a RawValue>,
+}
+
+/// Reads at most `limit` bytes of the body.
+pub async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the limit of {limit} bytes"),
+        )
+    })
+}
+
+/// Gunzips when the body is gzip (by header or magic bytes), never past `limit`.
+pub fn maybe_gunzip(headers: &HeaderMap, raw: Bytes, limit: usize) -> ApiResult<Bytes> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let gzip = match declared.as_deref() {
+        Some("gzip") => true,
+        None | Some("identity") | Some("") => raw.starts_with(&[0x1f, 0x8b]),
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Encoding {other:?} is not supported: send gzip or plain JSON"),
+            ))
+        }
+    };
+    if !gzip {
+        return Ok(raw);
+    }
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::MultiGzDecoder::new(&raw[..]).take(limit as u64 + 1);
+    decoder
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::bad_request(format!("body is not valid gzip: {e}")))?;
+    if out.len() > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("decompressed body is larger than the limit of {limit} bytes"),
+        ));
+    }
+    Ok(out.into())
+}
+
+/// `env` names follow tag-key rules: short and safe in URLs.
+pub fn validate_env(env: &str) -> ApiResult<()> {
+    let ok = !env.is_empty()
+        && env.len() <= 64
+        && env
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "env {env:?} is invalid: use 1-64 characters of A-Z a-z 0-9 _ . -"
+        )))
+    }
+}
+
+fn reason(e: &PointError) -> &'static str {
+    match e {
+        PointError::Kind(_) => "bad_kind",
+        PointError::Name(_) => "bad_name",
+        PointError::TooManyTags(_) | PointError::TagKey(_) | PointError::TagValue { .. } => {
+            "bad_tags"
+        }
+        PointError::NotFinite(_) | PointError::NoValue | PointError::ValueAndSummary => "bad_value",
+        PointError::CounterSummary
+        | PointError::SummaryMissing(_)
+        | PointError::SummaryInconsistent(_)
+        | PointError::Sketch(_) => "bad_summary",
+        PointError::Future { .. } => "future",
+        PointError::TooOld { .. } => "too_old",
+    }
+}
+
+pub async fn push(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<serde_json::Value>> {
+    let started = Instant::now();
+    let result = push_inner(&st, &headers, body).await;
+    st.metrics.observe_push(
+        started.elapsed(),
+        result.as_ref().map_or_else(|e| e.status.as_u16(), |_| 200),
+    );
+    result
+}
+
+async fn push_inner(
+    st: &Shared,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Json<serde_json::Value>> {
+    let caller = st.keys.authenticate(headers)?;
+    let limit = st.cfg.max_body_bytes;
+    let raw = read_body(body, limit).await?;
+    let bytes = maybe_gunzip(headers, raw, limit)?;
+    let parsed: PushBody = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("body is not a valid push: {e}")))?;
+    let app = match (&parsed.app, caller.app.as_str()) {
+        (Some(a), _) => a.clone(),
+        (None, ALL_APPS) => "default".to_string(),
+        (None, own) => own.to_string(),
+    };
+    caller.require(Scope::Push, &app)?;
+    let env = parsed.env.clone().unwrap_or_else(|| "default".into());
+    validate_env(&env)?;
+    if let Some(b) = &parsed.batch {
+        if b.is_empty() || b.len() > 256 {
+            return Err(ApiError::bad_request("batch must be 1-256 characters"));
+        }
+    }
+    let n = parsed.points.len();
+    if n > st.cfg.max_points_per_batch {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "batch has {n} points; at most {} are allowed per push",
+                st.cfg.max_points_per_batch
+            ),
+        ));
+    }
+    let now = st.now();
+    let mut points = Vec::with_capacity(n);
+    let mut rejected: Vec<Rejected> = Vec::new();
+    for (index, raw) in parsed.points.iter().enumerate() {
+        let point = serde_json::from_str::<RawPoint>(raw.get())
+            .map_err(|e| Rejected {
+                index,
+                reason: "malformed",
+                message: format!("malformed point: {e}"),
+            })
+            .and_then(|p| {
+                validate_point(p, now, st.cfg.late_secs).map_err(|e| Rejected {
+                    index,
+                    reason: reason(&e),
+                    message: e.to_string(),
+                })
+            });
+        match point {
+            Ok(p) => points.push((index, p)),
+            Err(r) => rejected.push(r),
+        }
+    }
+    let req = PushRequest {
+        app,
+        env,
+        batch: parsed.batch.clone(),
+        points,
+    };
+    let store = st.store.clone();
+    let outcome = blocking(move || store.push(req).map_err(ApiError::from)).await?;
+    rejected.extend(outcome.rejected);
+    rejected.sort_by_key(|r| r.index);
+    st.metrics
+        .count_points(outcome.accepted, outcome.duplicate, &rejected);
+    let mut answer = serde_json::json!({
+        "accepted": outcome.accepted,
+        "rejected": rejected.iter().map(|r| serde_json::json!({"index": r.index, "error": r.message})).collect::<Vec<_>>(),
+    });
+    if outcome.duplicate {
+        answer["duplicate"] = true.into();
+    }
+    Ok(Json(answer))
+}

@@ -1,0 +1,365 @@
+//! `GET|POST /api/v1/query`: parse a query, pick the stored resolution,
+//! read, group and evaluate (DESIGN section 2 and 3).
+
+use crate::auth::{Caller, ALL_APPS};
+use crate::error::{ApiError, ApiResult};
+use crate::{blocking, Shared};
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use minutely_core::query::{auto_step, evaluate, Across, Grid};
+use minutely_core::tags::TagFilter;
+use minutely_core::time::floor_to;
+use minutely_core::timeparse::parse_time;
+use minutely_core::{Field, Kind, Tags};
+use minutely_store::{Resolution, Scope, Store};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Points per series that `step=auto` aims for at most.
+const AUTO_POINTS: i64 = 1_500;
+/// Buckets per series a query may ask for: a year of minutes is plenty and
+/// bounds the answer's size.
+const MAX_BUCKETS: i64 = 527_040;
+
+/// A query's keys, as URL parameters or as one entry of a POST body.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryInput {
+    pub app: Option<String>,
+    pub env: Option<String>,
+    pub metric: Option<String>,
+    pub field: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub from: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub to: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub step: Option<String>,
+    #[serde(default, deserialize_with = "list")]
+    pub tag: Vec<String>,
+    #[serde(default, deserialize_with = "list")]
+    pub group_by: Vec<String>,
+    pub across: Option<String>,
+}
+
+/// Accepts a JSON number or string as text.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "expected a number or string, got {other}"
+            )))
+        }
+    })
+}
+
+/// Accepts `"a,b"`, `"a"` or `["a", "b"]`.
+fn list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => Vec::new(),
+        serde_json::Value::String(s) => vec![s],
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => Ok(s),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected strings, got {other}"
+                ))),
+            })
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "expected a string or a list, got {other}"
+            )))
+        }
+    })
+}
+
+impl QueryInput {
+    /// From URL parameters; `tag` may repeat.
+    pub fn from_pairs<'a>(
+        pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+    ) -> ApiResult<QueryInput> {
+        let mut q = QueryInput::default();
+        for (k, v) in pairs {
+            let v = v.into_owned();
+            match k.as_ref() {
+                "app" => q.app = Some(v),
+                "env" => q.env = Some(v),
+                "metric" => q.metric = Some(v),
+                "field" => q.field = Some(v),
+                "from" => q.from = Some(v),
+                "to" => q.to = Some(v),
+                "step" => q.step = Some(v),
+                "tag" => q.tag.push(v),
+                "group_by" => q.group_by.push(v),
+                "across" => q.across = Some(v),
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown query parameter {other:?}"
+                    )))
+                }
+            }
+        }
+        Ok(q)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SeriesAnswer {
+    pub tags: Tags,
+    pub points: Vec<(i64, Option<f64>)>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QueryAnswer {
+    pub metric: String,
+    pub field: String,
+    pub step: i64,
+    pub series: Vec<SeriesAnswer>,
+}
+
+/// A query checked and resolved to absolute times.
+struct Plan {
+    app: String,
+    env: Option<String>,
+    metric: String,
+    field_name: String,
+    field: Option<Field>,
+    grid: Grid,
+    filters: Vec<TagFilter>,
+    group_by: Vec<String>,
+    across: Across,
+}
+
+fn plan(input: QueryInput, caller: &Caller, now: f64) -> ApiResult<Plan> {
+    let app = match (input.app, caller.app.as_str()) {
+        (Some(a), _) => a,
+        (None, ALL_APPS) => "default".into(),
+        (None, own) => own.into(),
+    };
+    caller.require(Scope::Read, &app)?;
+    let metric = input
+        .metric
+        .ok_or_else(|| ApiError::bad_request("metric is required"))?;
+    let field = input
+        .field
+        .as_deref()
+        .map(Field::parse)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let from =
+        parse_time(input.from.as_deref().unwrap_or("-1h"), now).map_err(ApiError::bad_request)?;
+    let to =
+        parse_time(input.to.as_deref().unwrap_or("now"), now).map_err(ApiError::bad_request)?;
+    let from = floor_to(from.floor() as i64, 60);
+    let to = to.ceil() as i64;
+    if to <= from {
+        return Err(ApiError::bad_request(format!(
+            "to ({to}) must be after from ({from})"
+        )));
+    }
+    let step = match input.step.as_deref().unwrap_or("auto") {
+        "auto" => auto_step(to - from, AUTO_POINTS),
+        s => {
+            let step: i64 = s.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "step {s:?} must be seconds (a multiple of 60) or auto"
+                ))
+            })?;
+            if step <= 0 || step % 60 != 0 {
+                return Err(ApiError::bad_request(format!(
+                    "step {step} must be a positive multiple of 60 seconds"
+                )));
+            }
+            step
+        }
+    };
+    if (to - from) / step > MAX_BUCKETS {
+        return Err(ApiError::bad_request(format!(
+            "the range holds more than {MAX_BUCKETS} steps of {step} s; use a larger step or step=auto"
+        )));
+    }
+    let filters = input
+        .tag
+        .iter()
+        .map(|t| TagFilter::parse(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::bad_request)?;
+    let group_by: Vec<String> = input
+        .group_by
+        .iter()
+        .flat_map(|g| g.split(','))
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(String::from)
+        .collect();
+    let across = input
+        .across
+        .as_deref()
+        .map(Across::parse)
+        .transpose()
+        .map_err(ApiError::bad_request)?
+        .unwrap_or_default();
+    Ok(Plan {
+        app,
+        env: input.env,
+        metric,
+        field_name: input.field.unwrap_or_default(),
+        field,
+        grid: Grid::new(from, to, step),
+        filters,
+        group_by,
+        across,
+    })
+}
+
+/// The coarsest stored resolution that fits the grid: buckets must be whole
+/// multiples of it and start on its boundaries. When the range starts before
+/// the finer resolution's retention, a coarser one that divides the step is
+/// used even if not aligned (each stored bucket then counts in the output
+/// bucket where it starts).
+fn resolution_for(grid: &Grid, store: &dyn Store, now: i64) -> Resolution {
+    let retention = store.retention();
+    let fits = |r: Resolution| grid.step % r.secs() == 0;
+    let aligned = |r: Resolution| fits(r) && grid.from % r.secs() == 0;
+    let kept = |r: Resolution| retention.cutoff(r, now).is_none_or(|c| grid.from >= c);
+    let mut best = Resolution::Minute;
+    for r in [Resolution::Hour, Resolution::Day] {
+        if aligned(r) || (fits(r) && !kept(best)) {
+            best = r;
+        }
+    }
+    best
+}
+
+fn default_field(kind: Kind) -> (Field, &'static str) {
+    match kind {
+        Kind::Counter => (Field::Sum, "sum"),
+        Kind::Gauge => (Field::Last, "last"),
+        Kind::Distribution => (Field::Mean, "mean"),
+    }
+}
+
+/// Runs one query against the store (blocking).
+pub fn run(
+    store: &dyn Store,
+    caller: &Caller,
+    input: QueryInput,
+    now: f64,
+) -> ApiResult<QueryAnswer> {
+    let p = plan(input, caller, now)?;
+    let Some(kind) = store.metric_kind(&p.app, &p.metric) else {
+        // A metric that has not arrived yet is an empty chart, not an error.
+        return Ok(QueryAnswer {
+            metric: p.metric,
+            field: p.field_name,
+            step: p.grid.step,
+            series: Vec::new(),
+        });
+    };
+    let (field, field_name) = match p.field {
+        Some(f) => (f, p.field_name),
+        None => {
+            let (f, n) = default_field(kind);
+            (f, n.to_string())
+        }
+    };
+    if !field.applies_to(kind) {
+        return Err(ApiError::bad_request(format!(
+            "field {field_name:?} does not apply to {:?}, a {kind}: use {}",
+            p.metric,
+            Field::names_for(kind)
+        )));
+    }
+    let series: Vec<_> = store
+        .series_of(&p.app, p.env.as_deref(), &p.metric)
+        .into_iter()
+        .filter(|s| p.filters.iter().all(|f| f.matches(&s.tags)))
+        .collect();
+    let res = resolution_for(&p.grid, store, now as i64);
+    let to = p.grid.start(p.grid.n);
+    let ids: Vec<_> = series.iter().map(|s| s.id).collect();
+    let data = store.read(&ids, res, p.grid.from, to)?;
+    let mut groups: BTreeMap<Tags, Vec<&[(i64, minutely_core::Agg)]>> = BTreeMap::new();
+    for (s, buckets) in series.iter().zip(&data) {
+        groups
+            .entry(s.tags.project(&p.group_by))
+            .or_default()
+            .push(buckets);
+    }
+    let out = groups
+        .into_iter()
+        .map(|(tags, members)| {
+            let values = evaluate(kind, field, p.across, &p.grid, &members);
+            let points = values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (p.grid.start(i), v))
+                .collect();
+            SeriesAnswer { tags, points }
+        })
+        .collect();
+    Ok(QueryAnswer {
+        metric: p.metric,
+        field: field_name,
+        step: p.grid.step,
+        series: out,
+    })
+}
+
+pub async fn get_query(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Json<QueryAnswer>> {
+    let started = Instant::now();
+    let caller = st.keys.authenticate(&headers)?;
+    let input = QueryInput::from_pairs(form_urlencoded::parse(q.unwrap_or_default().as_bytes()))?;
+    let (store, now) = (st.store.clone(), st.now());
+    let answer = blocking(move || run(store.as_ref(), &caller, input, now)).await;
+    st.metrics.observe_query(started.elapsed());
+    answer.map(Json)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryBatch {
+    queries: Vec<QueryInput>,
+}
+
+/// Several queries at once (a whole dashboard). Each answers on its own: a
+/// bad one gets `{"error"}` in its place and the others still run.
+pub async fn post_query(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult<Json<serde_json::Value>> {
+    let started = Instant::now();
+    let caller = st.keys.authenticate(&headers)?;
+    let raw = crate::push::read_body(body, st.cfg.max_body_bytes).await?;
+    let batch: QueryBatch = serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::bad_request(format!("body must be {{\"queries\": [...]}}: {e}")))?;
+    if batch.queries.len() > 200 {
+        return Err(ApiError::bad_request("at most 200 queries per request"));
+    }
+    let (store, now) = (st.store.clone(), st.now());
+    let results = blocking(move || {
+        Ok(batch
+            .queries
+            .into_iter()
+            .map(|q| match run(store.as_ref(), &caller, q, now) {
+                Ok(a) => serde_json::to_value(a).unwrap_or_default(),
+                Err(e) => serde_json::json!({"error": e.message}),
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    st.metrics.observe_query(started.elapsed());
+    Ok(Json(serde_json::json!({ "results": results })))
+}

@@ -1,0 +1,133 @@
+//! Block codec: the bytes of one series' aggregates over a run of slots
+//! (the 1,440 minutes of a UTC day, a run of hours or days). It owns the
+//! frame (version, kind, checksum), the compression and the columnar
+//! payload inside; which slots a block covers and where blocks are kept
+//! belong to `embedded::blocks`. The layout is drawn in `docs/format.md`,
+//! section "Block encoding".
+//!
+//! Every number comes back bit for bit (`-0.0`, `0.1 + 0.2`, subnormals,
+//! even NaN payloads), so a block can be decoded, merged and re-encoded any
+//! number of times without drift. Decoding never trusts its input: damage
+//! is a [`CodecError`] that says what is wrong, never a panic, and the
+//! payload cannot inflate past [`MAX_PAYLOAD`].
+
+mod floats;
+mod layout;
+#[cfg(test)]
+mod tests;
+mod varint;
+
+use flate2::read::DeflateDecoder;
+use flate2::write::DeflateEncoder;
+use flate2::Compression;
+use minutely_core::{Agg, Kind};
+use std::io::{Read, Write};
+
+/// Format version written in the first byte. Later versions keep the
+/// version byte first and the CRC32 last, so that this build can tell a
+/// newer block from a damaged one.
+pub const VERSION: u8 = 1;
+
+/// Largest payload a block may inflate to. An honest day of minutes is
+/// kilobytes; the bound keeps a damaged or hostile block (whose checksum
+/// happens to match) from exhausting memory.
+pub const MAX_PAYLOAD: usize = 64 << 20;
+
+/// Version byte, kind byte and the CRC32 around the deflate stream.
+const FRAME_LEN: usize = 2 + 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("block is {0} bytes, shorter than the {FRAME_LEN}-byte frame (version, kind, checksum): it was cut short")]
+    TooShort(usize),
+    #[error("block checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the bytes were damaged or cut short")]
+    Checksum { stored: u32, computed: u32 },
+    #[error("block format version {0} is not supported (this build reads version {VERSION}): written by a newer minutely?")]
+    Version(u8),
+    #[error("block has unknown metric kind code {0}")]
+    Kind(u8),
+    #[error("block payload does not inflate: {0}")]
+    Deflate(#[source] std::io::Error),
+    #[error("block payload inflates to more than {MAX_PAYLOAD} bytes")]
+    TooLarge,
+    #[error("block payload ends early, inside {0}")]
+    Truncated(&'static str),
+    #[error("block payload is malformed: {0}")]
+    Malformed(String),
+}
+
+/// Encodes one series' slots. `slots` must be sorted by slot, unique and all
+/// of `kind` (debug builds check the kind; in release an aggregate of
+/// another kind is left out, as the block has no column for it).
+pub fn encode_block(kind: Kind, slots: &[(u16, Agg)]) -> Vec<u8> {
+    let payload = layout::encode(kind, slots);
+    let mut out = vec![VERSION, kind.code()];
+    out.extend_from_slice(&deflate(&payload));
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Decodes a block written by [`encode_block`]: its kind and its slots, in
+/// the order they were given.
+pub fn decode_block(bytes: &[u8]) -> Result<(Kind, Vec<(u16, Agg)>), CodecError> {
+    if bytes.len() < FRAME_LEN {
+        return Err(CodecError::TooShort(bytes.len()));
+    }
+    let (body, tail) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+    let computed = crc32fast::hash(body);
+    // Checked first, so the version and kind bytes are trusted below and
+    // damaged bytes never reach the inflater.
+    if stored != computed {
+        return Err(CodecError::Checksum { stored, computed });
+    }
+    if body[0] != VERSION {
+        return Err(CodecError::Version(body[0]));
+    }
+    let kind = Kind::from_code(body[1]).ok_or(CodecError::Kind(body[1]))?;
+    let payload = inflate(&body[2..])?;
+    Ok((kind, layout::decode(kind, &payload)?))
+}
+
+fn deflate(payload: &[u8]) -> Vec<u8> {
+    // Blocks are written once per checkpoint and read many times, and are
+    // small: the best level costs little.
+    let mut enc = DeflateEncoder::new(Vec::new(), Compression::best());
+    let done = enc.write_all(payload).and_then(|()| enc.finish());
+    // Writing into a Vec cannot fail; were the compressor ever to report an
+    // error anyway, stored (uncompressed) deflate blocks keep the block
+    // readable instead of panicking.
+    done.unwrap_or_else(|_| stored_deflate(payload))
+}
+
+/// A valid deflate stream of uncompressed "stored" blocks (RFC 1951 3.2.4).
+fn stored_deflate(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 5 * (payload.len() / 0xFFFF + 1));
+    let mut chunks = payload.chunks(0xFFFF).peekable();
+    loop {
+        let chunk = chunks.next().unwrap_or_default();
+        let last = chunks.peek().is_none();
+        // BFINAL in bit 0, BTYPE 00 (stored), then padding to the byte.
+        out.push(u8::from(last));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+        if last {
+            return out;
+        }
+    }
+}
+
+fn inflate(data: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::new();
+    DeflateDecoder::new(data)
+        .take(MAX_PAYLOAD as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(CodecError::Deflate)?;
+    if out.len() > MAX_PAYLOAD {
+        return Err(CodecError::TooLarge);
+    }
+    Ok(out)
+}

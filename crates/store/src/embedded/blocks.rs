@@ -1,0 +1,173 @@
+//! Block geometry and block I/O: a block holds one series' buckets of one
+//! resolution for a fixed run of slots (a day of minutes, 32 days of hours,
+//! 512 days of days), so a query reads few blocks and a checkpoint rewrites
+//! few.
+
+use super::tables::engine;
+use crate::codec::{decode_block, encode_block};
+use crate::{Resolution, SeriesId, StoreError};
+use minutely_core::Agg;
+use redb::{ReadableTable, Table};
+use std::path::Path;
+
+pub fn slots_per_block(res: Resolution) -> i64 {
+    match res {
+        Resolution::Minute => 1_440,
+        Resolution::Hour => 768,
+        Resolution::Day => 512,
+    }
+}
+
+/// Block number and slot within it of the bucket starting at `ts`.
+pub fn locate(res: Resolution, ts: i64) -> (u32, u16) {
+    let slot = ts.div_euclid(res.secs());
+    let per = slots_per_block(res);
+    (slot.div_euclid(per) as u32, slot.rem_euclid(per) as u16)
+}
+
+/// Start of slot `slot` of block `block`.
+pub fn slot_start(res: Resolution, block: u32, slot: u16) -> i64 {
+    (block as i64 * slots_per_block(res) + slot as i64) * res.secs()
+}
+
+/// Decodes a block, reporting damage with where it is and what to do.
+pub fn decode(
+    db_path: &Path,
+    key: (u64, u8, u32),
+    bytes: &[u8],
+) -> Result<Vec<(u16, Agg)>, StoreError> {
+    decode_block(bytes).map(|(_, slots)| slots).map_err(|e| StoreError::Corrupt {
+        file: db_path.to_path_buf(),
+        offset: 0,
+        detail: format!("block of series {} resolution {} number {}: {e}", key.0, key.1, key.2),
+        remedy: "Restore the data directory from a backup (minutely backup); this block's numbers cannot be trusted".into(),
+    })
+}
+
+/// Merges (`replace == false`) or overwrites (`replace == true`) slots of
+/// one block and returns the block's slots after. `updates` must be sorted.
+pub fn upsert(
+    table: &mut Table<(u64, u8, u32), &[u8]>,
+    db_path: &Path,
+    sid: SeriesId,
+    res: Resolution,
+    block: u32,
+    updates: Vec<(u16, Agg)>,
+    replace: bool,
+) -> Result<Vec<(u16, Agg)>, StoreError> {
+    let key = (sid, res.code(), block);
+    let existing = match table.get(key).map_err(engine)? {
+        Some(v) => decode(db_path, key, v.value())?,
+        None => Vec::new(),
+    };
+    let merged = merge_slots(existing, updates, replace);
+    if let Some(kind) = merged.first().map(|(_, a)| a.kind()) {
+        let bytes = encode_block(kind, &merged);
+        table.insert(key, bytes.as_slice()).map_err(engine)?;
+    }
+    Ok(merged)
+}
+
+fn merge_slots(old: Vec<(u16, Agg)>, new: Vec<(u16, Agg)>, replace: bool) -> Vec<(u16, Agg)> {
+    let mut out = Vec::with_capacity(old.len() + new.len());
+    let mut new = new.into_iter().peekable();
+    for (slot, mut agg) in old {
+        while let Some((s, _)) = new.peek() {
+            if *s >= slot {
+                break;
+            }
+            out.extend(new.next());
+        }
+        if let Some((_, a)) = new.next_if(|(s, _)| *s == slot) {
+            if replace {
+                agg = a;
+            } else {
+                agg.merge(&a);
+            }
+        }
+        out.push((slot, agg));
+    }
+    out.extend(new);
+    out
+}
+
+/// Stored buckets of one series in `[from, to)`, sorted by time.
+pub fn read_range(
+    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
+    db_path: &Path,
+    sid: SeriesId,
+    res: Resolution,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(i64, Agg)>, StoreError> {
+    let mut out = Vec::new();
+    if to <= from {
+        return Ok(out);
+    }
+    let (first, _) = locate(res, from.max(0));
+    let (last, _) = locate(res, (to - 1).max(0));
+    let range = (sid, res.code(), first)..=(sid, res.code(), last);
+    for entry in table.range(range).map_err(engine)? {
+        let (k, v) = entry.map_err(engine)?;
+        let key = k.value();
+        for (slot, agg) in decode(db_path, key, v.value())? {
+            let ts = slot_start(res, key.2, slot);
+            if ts >= from && ts < to {
+                out.push((ts, agg));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Removes blocks of every resolution that lie wholly before its cutoff.
+pub fn drop_before(
+    table: &mut Table<(u64, u8, u32), &[u8]>,
+    sid: SeriesId,
+    res: Resolution,
+    cutoff: i64,
+) -> Result<(), StoreError> {
+    let (block, _) = locate(res, cutoff.max(0));
+    // Blocks before `block` end at or before the cutoff's block start.
+    table
+        .retain_in((sid, res.code(), 0)..(sid, res.code(), block), |_, _| false)
+        .map_err(engine)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry() {
+        let ts = 1_764_100_020;
+        let (b, s) = locate(Resolution::Minute, ts);
+        assert_eq!(slot_start(Resolution::Minute, b, s), ts);
+        assert_eq!(b as i64, ts / 86_400);
+        let (b, s) = locate(Resolution::Hour, 1_764_097_200);
+        assert_eq!(slot_start(Resolution::Hour, b, s), 1_764_097_200);
+    }
+
+    #[test]
+    fn merge_and_replace_slots() {
+        let old = vec![(1, Agg::Counter(1.0)), (3, Agg::Counter(3.0))];
+        let new = vec![
+            (0, Agg::Counter(10.0)),
+            (3, Agg::Counter(30.0)),
+            (5, Agg::Counter(50.0)),
+        ];
+        let merged = merge_slots(old.clone(), new.clone(), false);
+        assert_eq!(
+            merged,
+            vec![
+                (0, Agg::Counter(10.0)),
+                (1, Agg::Counter(1.0)),
+                (3, Agg::Counter(33.0)),
+                (5, Agg::Counter(50.0))
+            ]
+        );
+        let replaced = merge_slots(old, new, true);
+        assert_eq!(replaced[2], (3, Agg::Counter(30.0)));
+    }
+}

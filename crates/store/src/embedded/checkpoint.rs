@@ -1,0 +1,193 @@
+//! Checkpoints (frozen head -> redb blocks and rollups) and retention.
+
+use super::blocks::{self, locate, slot_start, slots_per_block};
+use super::head::Generation;
+use super::tables::*;
+use super::wal::Wal;
+use super::writer::WalMsg;
+use super::Inner;
+use crate::{Resolution, SeriesId, StoreError};
+use minutely_core::Agg;
+use redb::{ReadableTable, Table, WriteTransaction};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+use std::time::Instant;
+
+type Blocks<'t> = Table<'t, (u64, u8, u32), &'static [u8]>;
+
+impl Inner {
+    /// Moves the head's minutes into redb. One runs at a time; a failed one
+    /// is retried by the next with the same frozen generation.
+    pub(super) fn checkpoint(&self) -> Result<(), StoreError> {
+        let mut pending = self.writer_lock();
+        let started = Instant::now();
+        let (sealed, gen) = match pending.take() {
+            Some(p) => p,
+            None => {
+                let (reply, rx) = sync_channel(1);
+                self.sender()?
+                    .send(WalMsg::Rotate { reply })
+                    .map_err(|_| StoreError::Closed)?;
+                rx.recv().map_err(|_| StoreError::Closed)??
+            }
+        };
+        if let Err(e) = self.write_generation(&gen) {
+            *pending = Some((sealed, gen));
+            return Err(e);
+        }
+        Wal::remove_through(&self.wal_dir, sealed)?;
+        let mut batches = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+        for b in &gen.batches {
+            // Now answered from redb; in-flight entries are not in `gen`.
+            batches.remove(&b.key);
+        }
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.last_checkpoint_micros
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn write_generation(&self, gen: &Arc<Generation>) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(engine)?;
+        txn.set_durability(redb::Durability::Immediate);
+        self.fill_txn(&txn, gen)?;
+        let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        txn.commit().map_err(engine)?;
+        self.head.write().unwrap_or_else(|p| p.into_inner()).frozen = None;
+        Ok(())
+    }
+
+    fn fill_txn(&self, txn: &WriteTransaction, gen: &Generation) -> Result<(), StoreError> {
+        {
+            let mut series = txn.open_table(SERIES).map_err(engine)?;
+            for def in &gen.series {
+                let json =
+                    serde_json::to_vec(def).map_err(|e| StoreError::Engine(e.to_string()))?;
+                series.insert(def.id, json.as_slice()).map_err(engine)?;
+            }
+        }
+        {
+            let mut table = txn.open_table(BLOCKS).map_err(engine)?;
+            let mut last_seen = txn.open_table(LAST_SEEN).map_err(engine)?;
+            for (&sid, minutes) in &gen.minutes {
+                self.write_series(&mut table, sid, minutes)?;
+                if let Some((&newest, _)) = minutes.last_key_value() {
+                    let old = last_seen.get(sid).map_err(engine)?.map(|v| v.value());
+                    let newest = old.map_or(newest, |o| o.max(newest));
+                    last_seen.insert(sid, newest).map_err(engine)?;
+                }
+            }
+        }
+        {
+            let mut batches = txn.open_table(BATCHES).map_err(engine)?;
+            let mut expiry = txn.open_table(BATCH_EXPIRY).map_err(engine)?;
+            for b in &gen.batches {
+                let ts = b.ts as i64;
+                batches.insert(b.key, (ts, b.accepted)).map_err(engine)?;
+                expiry.insert((ts, b.key), ()).map_err(engine)?;
+            }
+        }
+        let next = self
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_id();
+        txn.open_table(META)
+            .map_err(engine)?
+            .insert("next_series_id", next)
+            .map_err(engine)?;
+        Ok(())
+    }
+
+    /// Merges one series' minutes into its day blocks, then rewrites the
+    /// hourly and daily rollups of every hour and day those minutes touch,
+    /// from the merged minutes: rollups stay exact merges of the minutes.
+    fn write_series(
+        &self,
+        table: &mut Blocks,
+        sid: SeriesId,
+        minutes: &BTreeMap<i64, Agg>,
+    ) -> Result<(), StoreError> {
+        let mut by_block: BTreeMap<u32, Vec<(u16, Agg)>> = BTreeMap::new();
+        for (&ts, agg) in minutes {
+            let (block, slot) = locate(Resolution::Minute, ts);
+            by_block.entry(block).or_default().push((slot, agg.clone()));
+        }
+        let mut hours: BTreeMap<u32, Vec<(u16, Agg)>> = BTreeMap::new();
+        let mut days: BTreeMap<u32, Vec<(u16, Agg)>> = BTreeMap::new();
+        for (block, updates) in by_block {
+            let touched: BTreeSet<u16> = updates.iter().map(|(slot, _)| slot / 60).collect();
+            let merged = blocks::upsert(
+                table,
+                &self.db_path,
+                sid,
+                Resolution::Minute,
+                block,
+                updates,
+                false,
+            )?;
+            for hour in touched {
+                let aggs = merged
+                    .iter()
+                    .filter(|(slot, _)| slot / 60 == hour)
+                    .map(|(_, a)| a);
+                if let Some(agg) = Agg::merge_all(aggs) {
+                    let (hb, hs) = locate(
+                        Resolution::Hour,
+                        slot_start(Resolution::Minute, block, hour * 60),
+                    );
+                    hours.entry(hb).or_default().push((hs, agg));
+                }
+            }
+            if let Some(agg) = Agg::merge_all(merged.iter().map(|(_, a)| a)) {
+                let (db, ds) = locate(Resolution::Day, slot_start(Resolution::Minute, block, 0));
+                days.entry(db).or_default().push((ds, agg));
+            }
+        }
+        debug_assert_eq!(slots_per_block(Resolution::Minute) % 60, 0);
+        for (res, updates) in [(Resolution::Hour, hours), (Resolution::Day, days)] {
+            for (block, mut slots) in updates {
+                slots.sort_by_key(|(s, _)| *s);
+                blocks::upsert(table, &self.db_path, sid, res, block, slots, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops blocks past each resolution's retention and expired batch keys.
+    pub(super) fn apply_retention(&self, now: i64) -> Result<(), StoreError> {
+        let ids: Vec<SeriesId> = self
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .all()
+            .map(|m| m.def.id)
+            .collect();
+        let _writer = self.writer_lock();
+        let txn = self.db.begin_write().map_err(engine)?;
+        {
+            let mut table = txn.open_table(BLOCKS).map_err(engine)?;
+            for res in Resolution::ALL {
+                if let Some(cutoff) = self.cfg.retention.cutoff(res, now) {
+                    for &sid in &ids {
+                        blocks::drop_before(&mut table, sid, res, cutoff)?;
+                    }
+                }
+            }
+            let cutoff = now - self.cfg.batch_window_secs;
+            let mut expiry = txn.open_table(BATCH_EXPIRY).map_err(engine)?;
+            let mut batches = txn.open_table(BATCHES).map_err(engine)?;
+            let mut expired = Vec::new();
+            for entry in expiry.range(..(cutoff, 0u128)).map_err(engine)? {
+                expired.push(entry.map_err(engine)?.0.value());
+            }
+            for (ts, key) in expired {
+                expiry.remove((ts, key)).map_err(engine)?;
+                batches.remove(key).map_err(engine)?;
+            }
+        }
+        txn.commit().map_err(engine)
+    }
+}

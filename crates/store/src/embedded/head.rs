@@ -1,0 +1,67 @@
+//! The head: minutes not yet written to redb, in memory. The log makes them
+//! durable; a checkpoint freezes the active generation, writes it to redb
+//! and drops it.
+
+use super::record::{BatchEntry, Record, SeriesDef};
+use crate::SeriesId;
+use minutely_core::Agg;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// What the log segments since the last checkpoint added.
+#[derive(Default)]
+pub struct Generation {
+    pub minutes: HashMap<SeriesId, BTreeMap<i64, Agg>>,
+    pub series: Vec<SeriesDef>,
+    pub batches: Vec<BatchEntry>,
+}
+
+impl Generation {
+    pub fn apply(&mut self, record: Record) {
+        for (sid, minute, agg) in record.points {
+            match self.minutes.entry(sid).or_default().entry(minute) {
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&agg),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(agg);
+                }
+            }
+        }
+        self.series.extend(record.series);
+        self.batches.extend(record.batch);
+    }
+
+    pub fn open_minutes(&self) -> usize {
+        self.minutes.values().map(BTreeMap::len).sum()
+    }
+
+    fn collect(&self, sid: SeriesId, from: i64, to: i64, out: &mut Vec<(i64, Agg)>) {
+        if let Some(m) = self.minutes.get(&sid) {
+            out.extend(m.range(from..to).map(|(t, a)| (*t, a.clone())));
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Head {
+    pub active: Generation,
+    /// The generation a checkpoint is writing, still read by queries until
+    /// redb has it.
+    pub frozen: Option<Arc<Generation>>,
+}
+
+impl Head {
+    /// Minutes of one series in `[from, to)` from both generations (a minute
+    /// may appear twice; callers merge).
+    pub fn collect(&self, sid: SeriesId, from: i64, to: i64) -> Vec<(i64, Agg)> {
+        let mut out = Vec::new();
+        if let Some(f) = &self.frozen {
+            f.collect(sid, from, to, &mut out);
+        }
+        self.active.collect(sid, from, to, &mut out);
+        out
+    }
+
+    pub fn open_minutes(&self) -> usize {
+        self.active.open_minutes() + self.frozen.as_ref().map_or(0, |f| f.open_minutes())
+    }
+}

@@ -1,0 +1,272 @@
+//! The series index, kept whole in memory: which series exist, their ids,
+//! the kind of each metric name per app, and series counts per app.
+
+use super::record::SeriesDef;
+use crate::{MetricInfo, SeriesId, SeriesInfo};
+use minutely_core::{Kind, Tags};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+pub struct SeriesMeta {
+    pub def: SeriesDef,
+    /// Set once the definition is in a synced log frame or in redb; until
+    /// then every record that uses the series carries its definition.
+    pub durable: AtomicBool,
+    /// Newest minute with data (`i64::MIN` when none).
+    pub last_seen: AtomicI64,
+}
+
+#[derive(Default)]
+pub struct SeriesIndex {
+    by_key: HashMap<Box<str>, SeriesId>,
+    series: HashMap<SeriesId, Arc<SeriesMeta>>,
+    kinds: HashMap<(String, String), Kind>,
+    per_app: HashMap<String, usize>,
+    by_metric: HashMap<(String, String, String), Vec<SeriesId>>,
+    next_id: SeriesId,
+}
+
+/// Why a point could not be given a series.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResolveError {
+    KindConflict { name: String, has: Kind, got: Kind },
+    SeriesLimit { app: String, limit: usize },
+}
+
+impl ResolveError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ResolveError::KindConflict { .. } => "kind_conflict",
+            ResolveError::SeriesLimit { .. } => "series_limit",
+        }
+    }
+}
+
+impl std::fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResolveError::KindConflict { name, has, got } => write!(
+                f,
+                "metric {name:?} is a {has} in this app; a {got} point cannot be added to it (use another name)"
+            ),
+            ResolveError::SeriesLimit { app, limit } => write!(
+                f,
+                "app {app:?} has reached its limit of {limit} series; this point would start a new one (check for a tag with unbounded values, or raise max_series_per_app)"
+            ),
+        }
+    }
+}
+
+/// Writes the lookup key of a series into `buf`. The separators are control
+/// characters, which validation keeps out of apps, envs, names and tags.
+pub fn series_key(buf: &mut String, app: &str, env: &str, name: &str, tags: &Tags) {
+    buf.clear();
+    for part in [app, env, name] {
+        buf.push_str(part);
+        buf.push('\0');
+    }
+    for (k, v) in tags.iter() {
+        buf.push_str(k);
+        buf.push('\u{1}');
+        buf.push_str(v);
+        buf.push('\0');
+    }
+}
+
+impl SeriesIndex {
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn apps(&self) -> usize {
+        self.per_app.len()
+    }
+
+    pub fn next_id(&self) -> SeriesId {
+        self.next_id
+    }
+
+    pub fn get(&self, id: SeriesId) -> Option<&Arc<SeriesMeta>> {
+        self.series.get(&id)
+    }
+
+    pub fn kind_of(&self, app: &str, name: &str) -> Option<Kind> {
+        self.kinds
+            .get(&(app.to_string(), name.to_string()))
+            .copied()
+    }
+
+    /// Adds a known series (from redb or the log); repeated adds are no-ops.
+    pub fn insert(&mut self, def: SeriesDef, durable: bool) -> Arc<SeriesMeta> {
+        if let Some(existing) = self.series.get(&def.id) {
+            if durable {
+                existing.durable.store(true, Ordering::Release);
+            }
+            return existing.clone();
+        }
+        let mut key = String::new();
+        series_key(&mut key, &def.app, &def.env, &def.name, &def.tags);
+        self.by_key.insert(key.into_boxed_str(), def.id);
+        self.kinds
+            .entry((def.app.clone(), def.name.clone()))
+            .or_insert(def.kind);
+        *self.per_app.entry(def.app.clone()).or_default() += 1;
+        self.by_metric
+            .entry((def.app.clone(), def.env.clone(), def.name.clone()))
+            .or_default()
+            .push(def.id);
+        self.next_id = self.next_id.max(def.id + 1);
+        let meta = Arc::new(SeriesMeta {
+            def,
+            durable: AtomicBool::new(durable),
+            last_seen: AtomicI64::new(i64::MIN),
+        });
+        self.series.insert(meta.def.id, meta.clone());
+        meta
+    }
+
+    /// Finds or creates the series of a point. `key` is a scratch buffer.
+    pub fn resolve(
+        &mut self,
+        key: &mut String,
+        app: &str,
+        env: &str,
+        name: &str,
+        kind: Kind,
+        tags: &Tags,
+        max_series_per_app: usize,
+    ) -> Result<Arc<SeriesMeta>, ResolveError> {
+        series_key(key, app, env, name, tags);
+        if let Some(id) = self.by_key.get(key.as_str()) {
+            let meta = &self.series[id];
+            if meta.def.kind != kind {
+                return Err(ResolveError::KindConflict {
+                    name: name.into(),
+                    has: meta.def.kind,
+                    got: kind,
+                });
+            }
+            return Ok(meta.clone());
+        }
+        if let Some(&has) = self.kinds.get(&(app.to_string(), name.to_string())) {
+            if has != kind {
+                return Err(ResolveError::KindConflict {
+                    name: name.into(),
+                    has,
+                    got: kind,
+                });
+            }
+        }
+        if self.per_app.get(app).copied().unwrap_or(0) >= max_series_per_app {
+            return Err(ResolveError::SeriesLimit {
+                app: app.into(),
+                limit: max_series_per_app,
+            });
+        }
+        let def = SeriesDef {
+            id: self.next_id,
+            app: app.into(),
+            env: env.into(),
+            name: name.into(),
+            kind,
+            tags: tags.clone(),
+        };
+        Ok(self.insert(def, false))
+    }
+
+    pub fn series_of(&self, app: &str, env: Option<&str>, name: &str) -> Vec<SeriesInfo> {
+        let ids: Vec<SeriesId> = match env {
+            Some(env) => self
+                .by_metric
+                .get(&(app.to_string(), env.to_string(), name.to_string()))
+                .cloned()
+                .unwrap_or_default(),
+            None => self
+                .by_metric
+                .iter()
+                .filter(|((a, _, n), _)| a == app && n == name)
+                .flat_map(|(_, ids)| ids.iter().copied())
+                .collect(),
+        };
+        ids.iter()
+            .map(|id| {
+                let def = &self.series[id].def;
+                SeriesInfo {
+                    id: *id,
+                    env: def.env.clone(),
+                    tags: def.tags.clone(),
+                }
+            })
+            .collect()
+    }
+
+    pub fn catalogue(&self, app: &str, env: Option<&str>) -> Vec<MetricInfo> {
+        let mut out: BTreeMap<(String, String), MetricInfo> = BTreeMap::new();
+        for ((a, e, name), ids) in &self.by_metric {
+            if a != app || env.is_some_and(|want| want != e) {
+                continue;
+            }
+            let info = out
+                .entry((name.clone(), e.clone()))
+                .or_insert_with(|| MetricInfo {
+                    name: name.clone(),
+                    kind: self.series[&ids[0]].def.kind,
+                    env: e.clone(),
+                    tags: BTreeMap::new(),
+                    series: 0,
+                    last_seen: None,
+                });
+            for id in ids {
+                let meta = &self.series[id];
+                info.series += 1;
+                for (k, v) in meta.def.tags.iter() {
+                    info.tags
+                        .entry(k.to_string())
+                        .or_default()
+                        .insert(v.to_string());
+                }
+                let seen = meta.last_seen.load(Ordering::Relaxed);
+                if seen != i64::MIN {
+                    info.last_seen = Some(info.last_seen.map_or(seen, |s| s.max(seen)));
+                }
+            }
+        }
+        out.into_values().collect()
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<SeriesMeta>> {
+        self.series.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_limits() {
+        let mut idx = SeriesIndex::default();
+        let mut buf = String::new();
+        let eu = Tags::from_pairs([("region", "eu")]);
+        let us = Tags::from_pairs([("region", "us")]);
+        let a = idx
+            .resolve(&mut buf, "shop", "prod", "orders", Kind::Counter, &eu, 2)
+            .unwrap();
+        let again = idx
+            .resolve(&mut buf, "shop", "prod", "orders", Kind::Counter, &eu, 2)
+            .unwrap();
+        assert_eq!(a.def.id, again.def.id);
+        let conflict = idx.resolve(&mut buf, "shop", "staging", "orders", Kind::Gauge, &eu, 2);
+        assert!(matches!(conflict, Err(ResolveError::KindConflict { .. })));
+        idx.resolve(&mut buf, "shop", "prod", "orders", Kind::Counter, &us, 2)
+            .unwrap();
+        let over = idx.resolve(&mut buf, "shop", "prod", "other", Kind::Gauge, &eu, 2);
+        assert!(matches!(over, Err(ResolveError::SeriesLimit { .. })));
+        // Another app has its own kinds and its own limit.
+        idx.resolve(&mut buf, "blog", "prod", "orders", Kind::Gauge, &eu, 2)
+            .unwrap();
+        assert_eq!(idx.series_of("shop", Some("prod"), "orders").len(), 2);
+        assert_eq!(idx.catalogue("shop", None)[0].tags["region"].len(), 2);
+    }
+}

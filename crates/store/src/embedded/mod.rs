@@ -1,0 +1,581 @@
+//! The embedded engine: one data directory with a write-ahead log (`wal/`)
+//! and a redb database (`minutely.redb`).
+//!
+//! Write path: a push resolves its series in the in-memory index, queues a
+//! log record and waits; the writer thread syncs a group of records and
+//! applies them to the head (open minutes in memory) before answering, so a
+//! 2xx means the points are on disk. A checkpoint, every
+//! `checkpoint_interval` and at shutdown, seals the log segment, merges the
+//! frozen head into redb's day blocks, recomputes the hourly and daily
+//! rollups of the hours it touched, commits, and deletes the sealed log.
+//!
+//! Read path: redb blocks (a read snapshot) plus the head's minutes, taken
+//! together under a gate that checkpoints hold while they commit, so a read
+//! never sees a minute twice or not at all.
+
+mod blocks;
+mod checkpoint;
+mod head;
+mod index;
+mod meta;
+mod record;
+mod tables;
+mod wal;
+mod writer;
+
+use crate::{
+    AppRecord, KeyRecord, MetricInfo, PushOutcome, PushRequest, Rejected, Resolution, Retention,
+    SeriesId, SeriesInfo, Store, StoreError, StoreStats,
+};
+use head::{Generation, Head};
+use index::SeriesIndex;
+use minutely_core::{Agg, Kind};
+use record::{BatchEntry, Record, SeriesDef};
+use redb::Database;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tables::{engine, BATCHES};
+use writer::WalMsg;
+
+/// Settings of the embedded store.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    pub data_dir: PathBuf,
+    pub retention: Retention,
+    /// A flood of new tag values stops here instead of exhausting memory.
+    pub max_series_per_app: usize,
+    /// How often open minutes move from the log to redb. Longer means fewer
+    /// block rewrites and a longer log to replay after a crash.
+    pub checkpoint_interval: Duration,
+    /// How long batch keys are remembered; a day matches the late-point window.
+    pub batch_window_secs: i64,
+}
+
+impl EmbeddedConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EmbeddedConfig {
+            data_dir: data_dir.into(),
+            retention: Retention::default(),
+            max_series_per_app: 200_000,
+            checkpoint_interval: Duration::from_secs(300),
+            batch_window_secs: 90_000,
+        }
+    }
+}
+
+enum BatchState {
+    InFlight,
+    Done(u64),
+}
+
+struct Inner {
+    cfg: EmbeddedConfig,
+    db: Database,
+    db_path: PathBuf,
+    wal_dir: PathBuf,
+    index: RwLock<SeriesIndex>,
+    /// Serialises series resolution and log queueing; holds a scratch key.
+    ingest: Mutex<String>,
+    head: Arc<RwLock<Head>>,
+    /// Held shared by reads while they snapshot, exclusively by a commit.
+    gate: RwLock<()>,
+    batches: Mutex<HashMap<u128, BatchState>>,
+    tx: Mutex<Option<SyncSender<WalMsg>>>,
+    /// A frozen generation whose checkpoint failed, with its sealed segment.
+    pending: Mutex<Option<(u64, Arc<Generation>)>>,
+    checkpoints: AtomicU64,
+    last_checkpoint_micros: AtomicU64,
+    closed: AtomicBool,
+}
+
+/// The single-machine store.
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+pub fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn batch_hash(app: &str, env: &str, batch: &str) -> u128 {
+    let mut h = Sha256::new();
+    for part in [app, env, batch] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    u128::from_le_bytes(bytes)
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the data directory, replays the log and starts the
+    /// writer and checkpoint threads.
+    pub fn open(cfg: EmbeddedConfig) -> Result<EmbeddedStore, StoreError> {
+        std::fs::create_dir_all(&cfg.data_dir).map_err(StoreError::from_io)?;
+        let db_path = cfg.data_dir.join("minutely.redb");
+        let wal_dir = cfg.data_dir.join("wal");
+        let db = Database::create(&db_path).map_err(|e| open_error(&db_path, e))?;
+        meta::init_tables(&db)?;
+        let mut index = SeriesIndex::default();
+        meta::load_index(&db, &mut index)?;
+        let (wal, records) = wal::Wal::open(&wal_dir)?;
+        let mut head = Head::default();
+        let mut batches = HashMap::new();
+        let replayed = records.len();
+        for record in records {
+            for def in &record.series {
+                index.insert(def.clone(), true);
+            }
+            for (sid, minute, _) in &record.points {
+                if let Some(m) = index.get(*sid) {
+                    m.last_seen.fetch_max(*minute, Ordering::Relaxed);
+                }
+            }
+            if let Some(b) = &record.batch {
+                batches.insert(b.key, BatchState::Done(b.accepted));
+            }
+            head.active.apply(record);
+        }
+        let head = Arc::new(RwLock::new(head));
+        let (tx, rx) = sync_channel(1024);
+        let inner = Arc::new(Inner {
+            cfg,
+            db,
+            db_path,
+            wal_dir,
+            index: RwLock::new(index),
+            ingest: Mutex::new(String::new()),
+            head: head.clone(),
+            gate: RwLock::new(()),
+            batches: Mutex::new(batches),
+            tx: Mutex::new(Some(tx)),
+            pending: Mutex::new(None),
+            checkpoints: AtomicU64::new(0),
+            last_checkpoint_micros: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        });
+        let writer = std::thread::Builder::new()
+            .name("minutely-wal".into())
+            .spawn(move || writer::run(wal, rx, head))?;
+        if replayed > 0 {
+            tracing::info!(records = replayed, "replayed the write-ahead log");
+            inner.checkpoint()?;
+        }
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let background = {
+            let (inner, stop) = (inner.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("minutely-checkpoint".into())
+                .spawn(move || background(inner, stop))?
+        };
+        Ok(EmbeddedStore {
+            inner,
+            stop,
+            threads: Mutex::new(vec![writer, background]),
+        })
+    }
+
+    /// Deletes data older than the retention now (also done hourly).
+    pub fn apply_retention(&self) -> Result<(), StoreError> {
+        self.inner.apply_retention(now_secs() as i64)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.cfg.data_dir
+    }
+}
+
+fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
+    match e {
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
+            StoreError::Corrupt {
+                file: path.to_path_buf(),
+                offset: 0,
+                detail,
+                remedy: "Restore the data directory from a backup (minutely backup)".into(),
+            }
+        }
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Engine(format!(
+            "{} is already open: is another minutely running on this data directory?",
+            path.display()
+        )),
+        other => engine(other),
+    }
+}
+
+/// Checkpoints every interval and applies retention every hour, until stopped.
+fn background(inner: Arc<Inner>, stop: Arc<(Mutex<bool>, Condvar)>) {
+    let mut last_retention = Instant::now() - Duration::from_secs(3_600);
+    loop {
+        {
+            let (lock, cv) = &*stop;
+            let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let (guard, _) = cv
+                .wait_timeout_while(guard, inner.cfg.checkpoint_interval, |stopped| !*stopped)
+                .unwrap_or_else(|p| p.into_inner());
+            if *guard {
+                return;
+            }
+        }
+        if let Err(e) = inner.checkpoint() {
+            tracing::error!("checkpoint failed, will retry: {e}");
+        }
+        if last_retention.elapsed() >= Duration::from_secs(3_600) {
+            last_retention = Instant::now();
+            if let Err(e) = inner.apply_retention(now_secs() as i64) {
+                tracing::error!("retention failed, will retry: {e}");
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Held by everything that writes to redb: checkpoints, retention, keys
+    /// and apps, and a backup while it copies.
+    fn writer_lock(&self) -> std::sync::MutexGuard<'_, Option<(u64, Arc<Generation>)>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sender(&self) -> Result<SyncSender<WalMsg>, StoreError> {
+        self.tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(StoreError::Closed)
+    }
+
+    /// `Some(accepted)` if the batch was stored before; marks it in flight otherwise.
+    fn claim_batch(&self, key: u128) -> Result<Option<u64>, StoreError> {
+        let mut map = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(&key) {
+            Some(BatchState::Done(n)) => return Ok(Some(*n)),
+            Some(BatchState::InFlight) => {
+                return Err(StoreError::BatchInFlight(format!("{key:032x}")))
+            }
+            None => {}
+        }
+        let txn = self.db.begin_read().map_err(engine)?;
+        let table = txn.open_table(BATCHES).map_err(engine)?;
+        if let Some(v) = table.get(key).map_err(engine)? {
+            return Ok(Some(v.value().1));
+        }
+        map.insert(key, BatchState::InFlight);
+        Ok(None)
+    }
+
+    fn settle_batch(&self, key: u128, accepted: Option<u64>) {
+        let mut map = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+        match accepted {
+            Some(n) if n > 0 => map.insert(key, BatchState::Done(n)),
+            _ => map.remove(&key),
+        };
+    }
+
+    fn push_points(
+        &self,
+        req: PushRequest,
+        batch: Option<u128>,
+    ) -> Result<PushOutcome, StoreError> {
+        let mut outcome = PushOutcome::default();
+        let mut points = Vec::with_capacity(req.points.len());
+        let mut metas = Vec::with_capacity(req.points.len());
+        let mut defs: Vec<SeriesDef> = Vec::new();
+        let reply = {
+            let mut key = self.ingest.lock().unwrap_or_else(|p| p.into_inner());
+            {
+                let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+                for (i, p) in req.points {
+                    match index.resolve(
+                        &mut key,
+                        &req.app,
+                        &req.env,
+                        &p.name,
+                        p.kind,
+                        &p.tags,
+                        self.cfg.max_series_per_app,
+                    ) {
+                        Ok(meta) => {
+                            if !meta.durable.load(Ordering::Acquire)
+                                && !defs.iter().any(|d| d.id == meta.def.id)
+                            {
+                                defs.push(meta.def.clone());
+                            }
+                            let minute = p.minute();
+                            points.push((meta.def.id, minute, p.to_agg()));
+                            metas.push((meta, minute));
+                        }
+                        Err(e) => outcome.rejected.push(Rejected {
+                            index: i,
+                            reason: e.reason(),
+                            message: e.to_string(),
+                        }),
+                    }
+                }
+            }
+            if points.is_empty() {
+                return Ok(outcome);
+            }
+            outcome.accepted = points.len();
+            let record = Record {
+                batch: batch.map(|key| BatchEntry {
+                    key,
+                    ts: now_secs(),
+                    accepted: outcome.accepted as u64,
+                }),
+                series: defs,
+                points,
+            };
+            let mut payload = Vec::new();
+            record.encode(&mut payload);
+            let (reply_tx, reply_rx) = sync_channel(1);
+            self.sender()?
+                .send(WalMsg::Append {
+                    payload,
+                    record,
+                    reply: reply_tx,
+                })
+                .map_err(|_| StoreError::Closed)?;
+            reply_rx
+        };
+        reply.recv().map_err(|_| StoreError::Closed)??;
+        for (meta, minute) in &metas {
+            meta.durable.store(true, Ordering::Release);
+            meta.last_seen.fetch_max(*minute, Ordering::Relaxed);
+        }
+        Ok(outcome)
+    }
+}
+
+impl Store for EmbeddedStore {
+    fn push(&self, req: PushRequest) -> Result<PushOutcome, StoreError> {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let batch = req
+            .batch
+            .as_deref()
+            .map(|b| batch_hash(&req.app, &req.env, b));
+        if let Some(key) = batch {
+            if let Some(accepted) = inner.claim_batch(key)? {
+                return Ok(PushOutcome {
+                    accepted: accepted as usize,
+                    rejected: Vec::new(),
+                    duplicate: true,
+                });
+            }
+        }
+        let result = inner.push_points(req, batch);
+        if let Some(key) = batch {
+            inner.settle_batch(key, result.as_ref().ok().map(|o| o.accepted as u64));
+        }
+        result
+    }
+
+    fn metric_kind(&self, app: &str, name: &str) -> Option<Kind> {
+        self.inner
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .kind_of(app, name)
+    }
+
+    fn series_of(&self, app: &str, env: Option<&str>, name: &str) -> Vec<SeriesInfo> {
+        self.inner
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .series_of(app, env, name)
+    }
+
+    fn read(
+        &self,
+        series: &[SeriesId],
+        res: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Vec<(i64, Agg)>>, StoreError> {
+        let inner = &self.inner;
+        let (txn, head_minutes) = {
+            let _gate = inner.gate.read().unwrap_or_else(|p| p.into_inner());
+            let txn = inner.db.begin_read().map_err(engine)?;
+            let head = inner.head.read().unwrap_or_else(|p| p.into_inner());
+            // Head minutes of the buckets in range: from the start of `from`'s bucket.
+            let lo = minutely_core::time::floor_to(from, res.secs());
+            let minutes: Vec<Vec<(i64, Agg)>> = series
+                .iter()
+                .map(|&sid| head.collect(sid, lo, to))
+                .collect();
+            (txn, minutes)
+        };
+        let table = txn.open_table(tables::BLOCKS).map_err(engine)?;
+        let mut out = Vec::with_capacity(series.len());
+        for (&sid, minutes) in series.iter().zip(head_minutes) {
+            let stored = blocks::read_range(&table, &inner.db_path, sid, res, from, to)?;
+            if minutes.is_empty() {
+                out.push(stored);
+                continue;
+            }
+            let mut merged: BTreeMap<i64, Agg> = stored.into_iter().collect();
+            for (minute, agg) in minutes {
+                let ts = minutely_core::time::floor_to(minute, res.secs());
+                if ts < from {
+                    continue;
+                }
+                match merged.entry(ts) {
+                    std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&agg),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        e.insert(agg);
+                    }
+                }
+            }
+            out.push(merged.into_iter().collect());
+        }
+        Ok(out)
+    }
+
+    fn catalogue(&self, app: &str, env: Option<&str>) -> Vec<MetricInfo> {
+        self.inner
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .catalogue(app, env)
+    }
+
+    fn retention(&self) -> Retention {
+        self.inner.cfg.retention
+    }
+
+    fn apps(&self) -> Result<Vec<AppRecord>, StoreError> {
+        meta::apps(&self.inner.db)
+    }
+
+    fn create_app(&self, app: AppRecord) -> Result<(), StoreError> {
+        let _writer = self.inner.writer_lock();
+        meta::create_app(&self.inner.db, app)
+    }
+
+    fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        meta::keys(&self.inner.db)
+    }
+
+    fn put_key(&self, key: KeyRecord) -> Result<(), StoreError> {
+        let _writer = self.inner.writer_lock();
+        meta::put_key(&self.inner.db, key)
+    }
+
+    fn revoke_key(&self, id: &str) -> Result<bool, StoreError> {
+        let _writer = self.inner.writer_lock();
+        meta::revoke_key(&self.inner.db, id)
+    }
+
+    fn backup(&self, dest: &Path) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        if dest.exists() && std::fs::read_dir(dest)?.next().is_some() {
+            return Err(StoreError::Conflict(format!(
+                "backup directory {} is not empty",
+                dest.display()
+            )));
+        }
+        std::fs::create_dir_all(dest.join("wal")).map_err(StoreError::from_io)?;
+        // A checkpoint first keeps the log to copy short.
+        inner.checkpoint()?;
+        // No redb write can start while we copy, so the file is a committed
+        // state; the log segments then hold everything newer (a torn last
+        // frame in the copy is cut on restore, as after a crash).
+        let _writer = inner.writer_lock();
+        std::fs::copy(&inner.db_path, dest.join("minutely.redb")).map_err(StoreError::from_io)?;
+        for entry in std::fs::read_dir(&inner.wal_dir)? {
+            let entry = entry?;
+            std::fs::copy(entry.path(), dest.join("wal").join(entry.file_name()))
+                .map_err(StoreError::from_io)?;
+        }
+        File::open(dest)?.sync_all()?;
+        Ok(())
+    }
+
+    fn stats(&self) -> StoreStats {
+        let inner = &self.inner;
+        let index = inner.index.read().unwrap_or_else(|p| p.into_inner());
+        let db_bytes = std::fs::metadata(&inner.db_path).map_or(0, |m| m.len());
+        let wal_bytes = dir_bytes(&inner.wal_dir);
+        StoreStats {
+            series: index.len(),
+            apps: index.apps(),
+            disk_bytes: db_bytes + wal_bytes,
+            wal_bytes,
+            open_minutes: inner
+                .head
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .open_minutes(),
+            checkpoints: inner.checkpoints.load(Ordering::Relaxed),
+            last_checkpoint_secs: inner.last_checkpoint_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        self.inner.checkpoint()
+    }
+
+    fn close(&self) -> Result<(), StoreError> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        {
+            let (lock, cv) = &*self.stop;
+            *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            cv.notify_all();
+        }
+        let result = self.inner.checkpoint();
+        self.inner
+            .tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        for t in self
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            let _ = t.join();
+        }
+        result
+    }
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!("closing the store: {e}");
+        }
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

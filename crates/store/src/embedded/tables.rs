@@ -1,0 +1,34 @@
+//! The redb tables of the embedded store (layout in docs/format.md).
+
+use crate::StoreError;
+use redb::TableDefinition;
+
+/// Bumped when the layout changes; older layouts stay readable.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// series id -> JSON series definition.
+pub const SERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("series");
+/// series id -> newest minute with data.
+pub const LAST_SEEN: TableDefinition<u64, i64> = TableDefinition::new("last_seen");
+/// (series id, resolution code, block number) -> encoded block.
+pub const BLOCKS: TableDefinition<(u64, u8, u32), &[u8]> = TableDefinition::new("blocks");
+/// 128-bit hash of (app, env, batch key) -> (unix seconds, points accepted).
+pub const BATCHES: TableDefinition<u128, (i64, u64)> = TableDefinition::new("batches");
+/// (unix seconds, batch hash) -> (): expiry order of `BATCHES`.
+pub const BATCH_EXPIRY: TableDefinition<(i64, u128), ()> = TableDefinition::new("batch_expiry");
+/// key hash -> JSON key record.
+pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
+/// app name -> JSON app record.
+pub const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
+/// "format_version", "next_series_id".
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// Converts any redb error; a full disk becomes `DiskFull` so pushes get 503.
+pub fn engine<E: std::fmt::Display>(e: E) -> StoreError {
+    let text = e.to_string();
+    if text.contains("No space left") || text.contains("os error 28") {
+        StoreError::DiskFull(text)
+    } else {
+        StoreError::Engine(text)
+    }
+}

@@ -1,0 +1,257 @@
+use super::*;
+use minutely_core::{Point, PointValue, Tags};
+
+fn point(kind: Kind, name: &str, ts: f64, v: f64, tags: &[(&str, &str)]) -> Point {
+    Point {
+        kind,
+        name: name.into(),
+        tags: Tags::from_pairs(tags.iter().copied()),
+        ts,
+        value: PointValue::Single(v),
+    }
+}
+
+fn req(batch: Option<&str>, points: Vec<Point>) -> PushRequest {
+    PushRequest {
+        app: "shop".into(),
+        env: "prod".into(),
+        batch: batch.map(String::from),
+        points: points.into_iter().enumerate().collect(),
+    }
+}
+
+fn open(dir: &Path) -> EmbeddedStore {
+    EmbeddedStore::open(EmbeddedConfig::new(dir)).unwrap()
+}
+
+/// A recent whole hour, so points are inside the late window.
+fn base() -> i64 {
+    minutely_core::time::floor_to(now_secs() as i64 - 7_200, 3_600)
+}
+
+fn counter_sums(store: &EmbeddedStore, res: Resolution, from: i64, to: i64) -> Vec<(i64, f64)> {
+    let ids: Vec<_> = store
+        .series_of("shop", Some("prod"), "orders")
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    let mut out: BTreeMap<i64, f64> = BTreeMap::new();
+    for series in store.read(&ids, res, from, to).unwrap() {
+        for (ts, agg) in series {
+            if let Agg::Counter(s) = agg {
+                *out.entry(ts).or_default() += s;
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+#[test]
+fn reads_agree_before_and_after_checkpoint_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = base();
+    let store = open(dir.path());
+    let mut points = Vec::new();
+    for m in 0..120 {
+        points.push(point(
+            Kind::Counter,
+            "orders",
+            (t0 + m * 60 + 5) as f64,
+            1.0,
+            &[("region", "eu")],
+        ));
+        points.push(point(
+            Kind::Counter,
+            "orders",
+            (t0 + m * 60 + 50) as f64,
+            2.0,
+            &[("region", "us")],
+        ));
+    }
+    let out = store.push(req(None, points)).unwrap();
+    assert_eq!(out.accepted, 240);
+    let before = counter_sums(&store, Resolution::Minute, t0, t0 + 7_200);
+    assert_eq!(before.len(), 120);
+    assert!(before.iter().all(|(_, s)| *s == 3.0));
+    assert_eq!(
+        counter_sums(&store, Resolution::Hour, t0, t0 + 7_200),
+        vec![(t0, 180.0), (t0 + 3_600, 180.0)]
+    );
+
+    store.checkpoint().unwrap();
+    assert_eq!(
+        counter_sums(&store, Resolution::Minute, t0, t0 + 7_200),
+        before
+    );
+    assert_eq!(
+        counter_sums(&store, Resolution::Hour, t0, t0 + 7_200),
+        vec![(t0, 180.0), (t0 + 3_600, 180.0)]
+    );
+    let day = minutely_core::time::floor_to(t0, 86_400);
+    let day_total: f64 = counter_sums(&store, Resolution::Day, day, day + 2 * 86_400)
+        .iter()
+        .map(|p| p.1)
+        .sum();
+    assert_eq!(day_total, 360.0);
+
+    // A late point merges into a checkpointed minute and its rollups.
+    store
+        .push(req(
+            None,
+            vec![point(
+                Kind::Counter,
+                "orders",
+                (t0 + 10) as f64,
+                10.0,
+                &[("region", "eu")],
+            )],
+        ))
+        .unwrap();
+    store.checkpoint().unwrap();
+    assert_eq!(
+        counter_sums(&store, Resolution::Minute, t0, t0 + 60),
+        vec![(t0, 13.0)]
+    );
+    assert_eq!(
+        counter_sums(&store, Resolution::Hour, t0, t0 + 3_600),
+        vec![(t0, 190.0)]
+    );
+
+    store.close().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(
+        counter_sums(&store, Resolution::Hour, t0, t0 + 7_200),
+        vec![(t0, 190.0), (t0 + 3_600, 180.0)]
+    );
+    assert_eq!(store.series_of("shop", Some("prod"), "orders").len(), 2);
+    assert_eq!(
+        store.catalogue("shop", None)[0].last_seen,
+        Some(t0 + 119 * 60)
+    );
+}
+
+#[test]
+fn batches_count_once_also_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = (base() + 30) as f64;
+    let p = || vec![point(Kind::Counter, "orders", t, 5.0, &[])];
+    {
+        let store = open(dir.path());
+        assert!(!store.push(req(Some("host:1"), p())).unwrap().duplicate);
+        let again = store.push(req(Some("host:1"), p())).unwrap();
+        assert!(again.duplicate);
+        assert_eq!(again.accepted, 1);
+    }
+    let store = open(dir.path());
+    assert!(store.push(req(Some("host:1"), p())).unwrap().duplicate);
+    assert!(!store.push(req(Some("host:2"), p())).unwrap().duplicate);
+    let m = minutely_core::time::minute_of(t);
+    assert_eq!(
+        counter_sums(&store, Resolution::Minute, m, m + 60),
+        vec![(m, 10.0)]
+    );
+}
+
+#[test]
+fn kind_conflicts_and_series_limit_reject_only_the_bad_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = EmbeddedConfig::new(dir.path());
+    cfg.max_series_per_app = 2;
+    let store = EmbeddedStore::open(cfg).unwrap();
+    let t = (base() + 1) as f64;
+    let out = store
+        .push(req(
+            None,
+            vec![
+                point(Kind::Counter, "orders", t, 1.0, &[("r", "a")]),
+                point(Kind::Gauge, "orders", t, 1.0, &[("r", "a")]),
+                point(Kind::Counter, "orders", t, 1.0, &[("r", "b")]),
+                point(Kind::Counter, "orders", t, 1.0, &[("r", "c")]),
+            ],
+        ))
+        .unwrap();
+    assert_eq!(out.accepted, 2);
+    assert_eq!(out.rejected.len(), 2);
+    assert_eq!(out.rejected[0].index, 1);
+    assert!(
+        out.rejected[0].message.contains("is a counter"),
+        "{}",
+        out.rejected[0].message
+    );
+    assert_eq!(out.rejected[1].index, 3);
+    assert_eq!(out.rejected[1].reason, "series_limit");
+    assert!(
+        out.rejected[1].message.contains("limit of 2 series"),
+        "{}",
+        out.rejected[1].message
+    );
+}
+
+#[test]
+fn gauges_and_distributions_survive_checkpoint_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = base();
+    let store = open(dir.path());
+    let mut points = Vec::new();
+    for i in 0..100 {
+        points.push(point(
+            Kind::Gauge,
+            "shoppers",
+            (t0 + i) as f64,
+            i as f64 * 0.5,
+            &[],
+        ));
+        points.push(point(
+            Kind::Distribution,
+            "items",
+            (t0 + i) as f64,
+            (i % 10) as f64 + 0.25,
+            &[],
+        ));
+    }
+    store.push(req(None, points)).unwrap();
+    let read = |name: &str| {
+        let ids: Vec<_> = store
+            .series_of("shop", Some("prod"), name)
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        store.read(&ids, Resolution::Minute, t0, t0 + 120).unwrap()
+    };
+    let (g1, d1) = (read("shoppers"), read("items"));
+    store.checkpoint().unwrap();
+    assert_eq!(read("shoppers"), g1);
+    assert_eq!(read("items"), d1);
+    match &g1[0][1].1 {
+        Agg::Gauge(g) => assert_eq!((g.last, g.count, g.min), (49.5, 40, 30.0)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn retention_drops_old_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = EmbeddedConfig::new(dir.path());
+    cfg.retention.minute_days = Some(2);
+    let store = EmbeddedStore::open(cfg).unwrap();
+    let t0 = base();
+    store
+        .push(req(
+            None,
+            vec![point(Kind::Counter, "orders", t0 as f64, 1.0, &[])],
+        ))
+        .unwrap();
+    store.checkpoint().unwrap();
+    store.inner.apply_retention(t0 + 86_400).unwrap();
+    assert_eq!(
+        counter_sums(&store, Resolution::Minute, t0, t0 + 60).len(),
+        1
+    );
+    store.inner.apply_retention(t0 + 4 * 86_400).unwrap();
+    assert!(counter_sums(&store, Resolution::Minute, t0, t0 + 60).is_empty());
+    assert_eq!(
+        counter_sums(&store, Resolution::Hour, t0, t0 + 3_600),
+        vec![(t0, 1.0)]
+    );
+}

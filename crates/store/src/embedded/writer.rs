@@ -1,0 +1,101 @@
+//! The log writer thread: group commit. Pushes queue their records; the
+//! thread writes every queued record, syncs once, applies them to the head
+//! and answers each push. So a burst of pushes shares one fsync.
+
+use super::head::{Generation, Head};
+use super::record::Record;
+use super::wal::Wal;
+use crate::StoreError;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, RwLock};
+
+/// Records written per sync at most, to bound a group's latency.
+const MAX_GROUP: usize = 512;
+
+pub enum WalMsg {
+    Append {
+        payload: Vec<u8>,
+        record: Record,
+        reply: SyncSender<Result<(), StoreError>>,
+    },
+    /// Seal the segment and freeze the head; answers the sealed segment.
+    Rotate {
+        reply: SyncSender<Result<(u64, Arc<Generation>), StoreError>>,
+    },
+}
+
+pub fn run(mut wal: Wal, rx: Receiver<WalMsg>, head: Arc<RwLock<Head>>) {
+    let mut pending: Vec<WalMsg> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        pending.push(first);
+        while pending.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(m) => pending.push(m),
+                Err(_) => break,
+            }
+        }
+        let mut appends = Vec::new();
+        for msg in pending.drain(..) {
+            match msg {
+                WalMsg::Append {
+                    payload,
+                    record,
+                    reply,
+                } => appends.push((payload, record, reply)),
+                WalMsg::Rotate { reply } => {
+                    // Appends queued before the rotation belong to the old segment.
+                    write_group(&mut wal, &head, std::mem::take(&mut appends));
+                    let _ = reply.send(rotate(&mut wal, &head));
+                }
+            }
+        }
+        write_group(&mut wal, &head, appends);
+    }
+}
+
+fn write_group(
+    wal: &mut Wal,
+    head: &RwLock<Head>,
+    appends: Vec<(Vec<u8>, Record, SyncSender<Result<(), StoreError>>)>,
+) {
+    if appends.is_empty() {
+        return;
+    }
+    let payloads: Vec<&[u8]> = appends.iter().map(|a| a.0.as_slice()).collect();
+    match wal.append(&payloads) {
+        Ok(()) => {
+            let mut replies = Vec::with_capacity(appends.len());
+            {
+                let mut h = head.write().unwrap_or_else(|p| p.into_inner());
+                for (_, record, reply) in appends {
+                    h.active.apply(record);
+                    replies.push(reply);
+                }
+            }
+            for reply in replies {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let full = matches!(e, StoreError::DiskFull(_));
+            for (_, _, reply) in appends {
+                let err = if full {
+                    StoreError::DiskFull(text.clone())
+                } else {
+                    StoreError::Engine(text.clone())
+                };
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+}
+
+fn rotate(wal: &mut Wal, head: &RwLock<Head>) -> Result<(u64, Arc<Generation>), StoreError> {
+    let sealed = wal.rotate()?;
+    let mut h = head.write().unwrap_or_else(|p| p.into_inner());
+    debug_assert!(h.frozen.is_none(), "one checkpoint at a time");
+    let gen = Arc::new(std::mem::take(&mut h.active));
+    h.frozen = Some(gen.clone());
+    Ok((sealed, gen))
+}

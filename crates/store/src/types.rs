@@ -1,0 +1,256 @@
+//! The storage trait and the types that cross it.
+
+use minutely_core::{Agg, Kind, Point, Tags};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+pub type SeriesId = u64;
+
+/// Resolution of stored buckets. Rollups are exact merges of minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resolution {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Resolution {
+    pub const ALL: [Resolution; 3] = [Resolution::Minute, Resolution::Hour, Resolution::Day];
+
+    pub fn secs(self) -> i64 {
+        match self {
+            Resolution::Minute => 60,
+            Resolution::Hour => 3_600,
+            Resolution::Day => 86_400,
+        }
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            Resolution::Minute => 0,
+            Resolution::Hour => 1,
+            Resolution::Day => 2,
+        }
+    }
+}
+
+/// How long each resolution is kept. `None` keeps forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub minute_days: Option<u32>,
+    pub hour_days: Option<u32>,
+    pub day_days: Option<u32>,
+}
+
+impl Default for Retention {
+    /// DESIGN section 1: minutely 30 days, hourly 400 days, daily forever.
+    fn default() -> Self {
+        Retention {
+            minute_days: Some(30),
+            hour_days: Some(400),
+            day_days: None,
+        }
+    }
+}
+
+impl Retention {
+    pub fn days(&self, res: Resolution) -> Option<u32> {
+        match res {
+            Resolution::Minute => self.minute_days,
+            Resolution::Hour => self.hour_days,
+            Resolution::Day => self.day_days,
+        }
+    }
+
+    /// Oldest timestamp a resolution still holds at `now`, if bounded.
+    pub fn cutoff(&self, res: Resolution, now: i64) -> Option<i64> {
+        self.days(res).map(|d| now - d as i64 * 86_400)
+    }
+}
+
+/// One series of a metric, as queries see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesInfo {
+    pub id: SeriesId,
+    pub env: String,
+    pub tags: Tags,
+}
+
+/// A metric in the catalogue.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricInfo {
+    pub name: String,
+    pub kind: Kind,
+    pub env: String,
+    /// Tag keys with the values seen.
+    pub tags: BTreeMap<String, BTreeSet<String>>,
+    pub series: usize,
+    /// Unix seconds of the newest minute with data.
+    pub last_seen: Option<i64>,
+}
+
+/// A batch of validated points for one app and env. `index` is each point's
+/// position in the client's batch, for error reports.
+#[derive(Debug, Clone)]
+pub struct PushRequest {
+    pub app: String,
+    pub env: String,
+    pub batch: Option<String>,
+    pub points: Vec<(usize, Point)>,
+}
+
+/// A point the store refused, with a short machine reason (for counters)
+/// and a message for the client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    pub index: usize,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PushOutcome {
+    pub accepted: usize,
+    pub rejected: Vec<Rejected>,
+    /// The batch key was seen before: nothing was stored this time, and
+    /// `accepted` is what the first push stored.
+    pub duplicate: bool,
+}
+
+/// A stored API key. The secret itself is never stored, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Short public id used to list and revoke the key.
+    pub id: String,
+    /// Hex SHA-256 of the secret.
+    pub hash: String,
+    pub app: String,
+    pub scope: Scope,
+    #[serde(default)]
+    pub name: String,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Push,
+    Read,
+    Admin,
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "push" => Ok(Scope::Push),
+            "read" => Ok(Scope::Read),
+            "admin" => Ok(Scope::Admin),
+            _ => Err(format!("unknown key scope {s:?}: use push, read or admin")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppRecord {
+    pub name: String,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StoreStats {
+    pub series: usize,
+    pub apps: usize,
+    pub disk_bytes: u64,
+    pub wal_bytes: u64,
+    pub open_minutes: usize,
+    pub checkpoints: u64,
+    pub last_checkpoint_secs: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the disk holding the data directory is full: {0}")]
+    DiskFull(String),
+    #[error("storage I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("corrupt data in {file} at {offset}: {detail}. {remedy}")]
+    Corrupt {
+        file: PathBuf,
+        offset: u64,
+        detail: String,
+        remedy: String,
+    },
+    #[error("storage engine error: {0}")]
+    Engine(String),
+    #[error("the data directory was written by a newer minutely (format {found}, this binary reads up to {supported})")]
+    NewerFormat { found: u64, supported: u64 },
+    #[error("batch {0:?} is being stored by another request; retry it")]
+    BatchInFlight(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+impl StoreError {
+    /// Maps an I/O error, singling out a full disk so the API can say 503.
+    pub fn from_io(e: std::io::Error) -> StoreError {
+        if e.raw_os_error() == Some(28) || e.kind() == std::io::ErrorKind::StorageFull {
+            StoreError::DiskFull(e.to_string())
+        } else {
+            StoreError::Io(e)
+        }
+    }
+}
+
+/// Everything the server needs from storage. Implementations are shared
+/// between threads; calls may block (the server runs them off the async
+/// reactor).
+pub trait Store: Send + Sync + 'static {
+    /// Stores the points. Returns only once they are durable.
+    fn push(&self, req: PushRequest) -> Result<PushOutcome, StoreError>;
+
+    /// The kind a metric name has in an app, if it exists.
+    fn metric_kind(&self, app: &str, name: &str) -> Option<Kind>;
+
+    /// Every series of one metric in an app, in one env or (`None`) all.
+    fn series_of(&self, app: &str, env: Option<&str>, name: &str) -> Vec<SeriesInfo>;
+
+    /// Aggregates of each series, per bucket of `res`, for buckets starting
+    /// in `[from, to)`, sorted by time. Missing buckets are absent.
+    fn read(
+        &self,
+        series: &[SeriesId],
+        res: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Vec<(i64, Agg)>>, StoreError>;
+
+    /// The metrics of an app (all envs when `env` is `None`).
+    fn catalogue(&self, app: &str, env: Option<&str>) -> Vec<MetricInfo>;
+
+    fn retention(&self) -> Retention;
+
+    fn apps(&self) -> Result<Vec<AppRecord>, StoreError>;
+    fn create_app(&self, app: AppRecord) -> Result<(), StoreError>;
+    fn keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    fn put_key(&self, key: KeyRecord) -> Result<(), StoreError>;
+    /// Removes a key by its public id; `false` when there was none.
+    fn revoke_key(&self, id: &str) -> Result<bool, StoreError>;
+
+    fn stats(&self) -> StoreStats;
+
+    /// Writes open minutes to long-term storage now (also done periodically).
+    fn checkpoint(&self) -> Result<(), StoreError>;
+
+    /// Writes a consistent copy of the data to `dest` (a new or empty
+    /// directory) while the store keeps running.
+    fn backup(&self, dest: &std::path::Path) -> Result<(), StoreError>;
+
+    /// Flushes and stops background work; later calls fail with `Closed`.
+    fn close(&self) -> Result<(), StoreError>;
+}

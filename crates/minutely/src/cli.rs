@@ -65,6 +65,9 @@ pub struct ServeArgs {
     /// Points one push may carry [default: 50000].
     #[arg(long, env = "MINUTELY_MAX_POINTS_PER_BATCH")]
     pub max_points_per_batch: Option<usize>,
+    /// How old a point may be and still merge into its minute, in seconds [default: 86400].
+    #[arg(long, env = "MINUTELY_LATE_WINDOW_SECS")]
+    pub late_window_secs: Option<u64>,
     /// Seconds between checkpoints of open minutes to the database [default: 300].
     #[arg(long, env = "MINUTELY_CHECKPOINT_SECS")]
     pub checkpoint_secs: Option<u64>,
@@ -112,9 +115,11 @@ pub struct QueryArgs {
     /// Field: sum, rate, last, mean, min, max, count, p50, p95, ... [default: by kind].
     #[arg(long)]
     pub field: Option<String>,
-    #[arg(long, default_value = "-1h")]
+    /// Start: unix seconds, RFC 3339 or relative (-24h).
+    #[arg(long, default_value = "-1h", allow_hyphen_values = true)]
     pub from: String,
-    #[arg(long, default_value = "now")]
+    /// End (exclusive): unix seconds, RFC 3339, relative or now.
+    #[arg(long, default_value = "now", allow_hyphen_values = true)]
     pub to: String,
     /// Seconds (a multiple of 60) or auto.
     #[arg(long, default_value = "auto")]

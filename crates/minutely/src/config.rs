@@ -26,6 +26,7 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub max_points_per_batch: Option<usize>,
     pub checkpoint_secs: Option<u64>,
+    pub late_window_secs: Option<u64>,
 }
 
 pub struct Config {
@@ -85,9 +86,15 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
             defaults.day_days,
         ),
     };
-    // Late points (24 h) must still find their minutes to rebuild rollups exactly.
-    if retention.minute_days.is_some_and(|d| d < 2) {
-        bail!("minutely retention must be at least 2 days (late points up to 24 h merge into their minutes)");
+    let late = args.late_window_secs.or(file.late_window_secs).unwrap_or(86_400);
+    if late < 60 {
+        bail!("late_window_secs must be at least 60");
+    }
+    // Late points must still find their minutes to rebuild rollups exactly.
+    if let Some(d) = retention.minute_days {
+        if (d as u64) * 86_400 < late + 86_400 {
+            bail!("minutely retention ({d} days) must exceed the late-point window ({late} s) by a day, so late points merge into kept minutes");
+        }
     }
     if let (Some(m), Some(h)) = (retention.minute_days, retention.hour_days) {
         if h < m {
@@ -108,7 +115,8 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
         }
         store.checkpoint_interval = Duration::from_secs(s);
     }
-    let mut server = ServerConfig::default();
+    let mut server = ServerConfig { late_secs: late as f64, ..ServerConfig::default() };
+    store.batch_window_secs = late as i64 + 3_600;
     if let Some(n) = args.max_body_bytes.or(file.max_body_bytes) {
         if n < 1_024 {
             bail!("max_body_bytes must be at least 1024");

@@ -147,7 +147,7 @@ fn put_gauges(out: &mut Vec<u8>, gauges: &[&GaugeAgg]) {
 
 fn get_gauges(r: &mut Reader, n: usize) -> Result<Vec<GaugeAgg>, CodecError> {
     let last = get_floats(r, n, "gauge last")?;
-    let mut last_ms = Vec::with_capacity(n);
+    let mut last_ms = Vec::with_capacity(n.min(r.remaining()));
     let mut prev = 0i64;
     for _ in 0..n {
         prev = prev.wrapping_add(r.ivarint("gauge last_ms")?);

@@ -29,7 +29,11 @@ struct Args {
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { series: 10_000, minutes: 1_440, bin: PathBuf::from("target/release/minutely") };
+    let mut a = Args {
+        series: 10_000,
+        minutes: 1_440,
+        bin: PathBuf::from("target/release/minutely"),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut val = || it.next().context("flag needs a value");
@@ -54,7 +58,15 @@ struct Server {
 impl Server {
     fn start(bin: &Path, dir: &Path) -> Result<Server> {
         let mut child = Command::new(bin)
-            .args(["serve", "--listen", "127.0.0.1:0", "--late-window-secs", "172800", "--checkpoint-secs", "300"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--late-window-secs",
+                "172800",
+                "--checkpoint-secs",
+                "300",
+            ])
             .arg("--data-dir")
             .arg(dir)
             .env("MINUTELY_PUSH_KEY", PUSH_KEY)
@@ -76,7 +88,8 @@ impl Server {
     }
 
     fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -85,7 +98,9 @@ impl Server {
     }
 
     fn stop(mut self) -> Result<()> {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status()?;
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
         let status = self.child.wait()?;
         if !status.success() {
             bail!("server exited with {status}");
@@ -95,7 +110,9 @@ impl Server {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Series `i`: metric `i % METRICS` (the first half gauges), tags host and region.
@@ -125,7 +142,12 @@ fn build_payloads(series: usize, minutes: usize, start: i64) -> Vec<Vec<u8>> {
         for i in 0..series {
             batch.push(series_point(i, ts, &mut walk, &mut rng));
             if batch.len() == BATCH {
-                out.push(serde_json::to_vec(&json!({"env": "bench", "points": std::mem::take(&mut batch)})).unwrap_or_default());
+                out.push(
+                    serde_json::to_vec(
+                        &json!({"env": "bench", "points": std::mem::take(&mut batch)}),
+                    )
+                    .unwrap_or_default(),
+                );
             }
         }
     }
@@ -140,12 +162,17 @@ fn push_all(url: &str, payloads: Arc<Vec<Vec<u8>>>) -> Result<Duration> {
     let started = Instant::now();
     let workers: Vec<_> = (0..CLIENTS)
         .map(|_| {
-            let (payloads, next, url) = (payloads.clone(), next.clone(), format!("{url}/api/v1/push"));
+            let (payloads, next, url) =
+                (payloads.clone(), next.clone(), format!("{url}/api/v1/push"));
             std::thread::spawn(move || -> Result<()> {
-                let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(60))
+                    .build();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(body) = payloads.get(i) else { return Ok(()) };
+                    let Some(body) = payloads.get(i) else {
+                        return Ok(());
+                    };
                     let resp: Value = agent
                         .post(&url)
                         .set("Authorization", &format!("Bearer {PUSH_KEY}"))
@@ -170,7 +197,11 @@ fn dir_size(dir: &Path) -> u64 {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             let p = e.path();
-            total += if p.is_dir() { dir_size(&p) } else { e.metadata().map_or(0, |m| m.len()) };
+            total += if p.is_dir() {
+                dir_size(&p)
+            } else {
+                e.metadata().map_or(0, |m| m.len())
+            };
         }
     }
     total
@@ -182,7 +213,9 @@ fn time_query(url: &str, params: &[(&str, String)], reps: usize) -> Result<(f64,
     let mut times = Vec::with_capacity(reps);
     let mut series = 0;
     for _ in 0..reps {
-        let mut req = agent.get(&format!("{url}/api/v1/query")).set("Authorization", &format!("Bearer {ADMIN_KEY}"));
+        let mut req = agent
+            .get(&format!("{url}/api/v1/query"))
+            .set("Authorization", &format!("Bearer {ADMIN_KEY}"));
         for (k, v) in params {
             req = req.query(k, v);
         }
@@ -192,7 +225,11 @@ fn time_query(url: &str, params: &[(&str, String)], reps: usize) -> Result<(f64,
         series = ans["series"].as_array().map_or(0, Vec::len);
     }
     times.sort_by(f64::total_cmp);
-    Ok((times[times.len() / 2], times[(times.len() * 99 / 100).min(times.len() - 1)], series))
+    Ok((
+        times[times.len() / 2],
+        times[(times.len() * 99 / 100).min(times.len() - 1)],
+        series,
+    ))
 }
 
 fn main() -> Result<()> {
@@ -201,13 +238,19 @@ fn main() -> Result<()> {
     let _ = std::fs::remove_dir_all(&tmp);
     let start = (now() / 60 - a.minutes as i64 - 1) * 60;
     let points = a.series * a.minutes;
-    eprintln!("building {points} points ({} series x {} minutes) ...", a.series, a.minutes);
+    eprintln!(
+        "building {points} points ({} series x {} minutes) ...",
+        a.series, a.minutes
+    );
     let payloads = Arc::new(build_payloads(a.series, a.minutes, start));
     let json_bytes: usize = payloads.iter().map(Vec::len).sum();
 
     let server = Server::start(&a.bin, &tmp)?;
     let rss_idle = server.rss_bytes();
-    eprintln!("pushing {} requests of {BATCH} points with {CLIENTS} clients ...", payloads.len());
+    eprintln!(
+        "pushing {} requests of {BATCH} points with {CLIENTS} clients ...",
+        payloads.len()
+    );
     let took = push_all(&server.url, payloads.clone())?;
     let rss_loaded = server.rss_bytes();
     server.stop()?;
@@ -218,26 +261,54 @@ fn main() -> Result<()> {
     let from = start.to_string();
     let to = (start + a.minutes as i64 * 60).to_string();
     let one = [
-        ("app", "default".to_string()), ("env", "bench".into()), ("metric", "bench_gauge_0".into()), ("field", "last".into()),
-        ("tag", "host:host-0000".into()), ("tag", "region:eu-west".into()), ("from", from.clone()), ("to", to.clone()), ("step", "60".into()),
+        ("app", "default".to_string()),
+        ("env", "bench".into()),
+        ("metric", "bench_gauge_0".into()),
+        ("field", "last".into()),
+        ("tag", "host:host-0000".into()),
+        ("tag", "region:eu-west".into()),
+        ("from", from.clone()),
+        ("to", to.clone()),
+        ("step", "60".into()),
     ];
     let grouped = [
-        ("app", "default".to_string()), ("env", "bench".into()), ("metric", "bench_counter_5".into()), ("field", "sum".into()),
-        ("group_by", "region".into()), ("from", from.clone()), ("to", to.clone()), ("step", "60".into()),
+        ("app", "default".to_string()),
+        ("env", "bench".into()),
+        ("metric", "bench_counter_5".into()),
+        ("field", "sum".into()),
+        ("group_by", "region".into()),
+        ("from", from.clone()),
+        ("to", to.clone()),
+        ("step", "60".into()),
     ];
     let (one_med, one_p99, one_n) = time_query(&server.url, &one, 200)?;
     let (grp_med, grp_p99, grp_n) = time_query(&server.url, &grouped, 30)?;
     server.stop()?;
-    let _ = std::fs::remove_dir_all(&tmp);
+    if std::env::var_os("MINUTELY_BENCH_KEEP").is_some() {
+        eprintln!("data kept in {}", tmp.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
 
     let per_series = a.series / METRICS;
-    println!("minutely server benchmark: {} series x {} minutes = {points} points", a.series, a.minutes);
+    println!(
+        "minutely server benchmark: {} series x {} minutes = {points} points",
+        a.series, a.minutes
+    );
     println!("| figure | value |");
     println!("|---|---|");
     println!("| push throughput (HTTP, {BATCH} points/request, {CLIENTS} clients) | {:.0} points/s ({:.1} s, {:.0} MB JSON) |", points as f64 / took.as_secs_f64(), took.as_secs_f64(), json_bytes as f64 / 1e6);
-    println!("| bytes on disk per stored point (after clean stop) | {:.2} B ({:.1} MB total) |", disk as f64 / points as f64, disk as f64 / 1e6);
+    println!(
+        "| bytes on disk per stored point (after clean stop) | {:.2} B ({:.1} MB total) |",
+        disk as f64 / points as f64,
+        disk as f64 / 1e6
+    );
     println!("| resident memory after ingest, per active series | {:.0} B ({:.0} MB total, {:.0} MB idle) |", (rss_loaded.saturating_sub(rss_idle)) as f64 / a.series as f64, rss_loaded as f64 / 1e6, rss_idle as f64 / 1e6);
-    println!("| resident memory after restart, per series | {:.0} B ({:.0} MB total) |", (rss_restart.saturating_sub(rss_idle)) as f64 / a.series as f64, rss_restart as f64 / 1e6);
+    println!(
+        "| resident memory after restart, per series | {:.0} B ({:.0} MB total) |",
+        (rss_restart.saturating_sub(rss_idle)) as f64 / a.series as f64,
+        rss_restart as f64 / 1e6
+    );
     println!("| query: one series, 24 h at 1 min (median / p99) | {one_med:.2} ms / {one_p99:.2} ms ({one_n} series) |");
     println!("| query: sum of {per_series} series by region, 24 h at 1 min (median / p99) | {grp_med:.2} ms / {grp_p99:.2} ms ({grp_n} groups) |");
     Ok(())

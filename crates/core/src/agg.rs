@@ -31,7 +31,9 @@ pub struct DistAgg {
 pub enum Agg {
     Counter(f64),
     Gauge(GaugeAgg),
-    Distribution(DistAgg),
+    /// Boxed: a sketch is large and rare beside counters and gauges, and
+    /// the head holds millions of aggregates.
+    Distribution(Box<DistAgg>),
 }
 
 impl GaugeAgg {

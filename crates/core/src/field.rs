@@ -118,7 +118,7 @@ mod tests {
         let mut g = GaugeAgg::single(4.0, 0);
         g.merge(&GaugeAgg::single(2.0, 1));
         assert_eq!(Field::Mean.value(&Agg::Gauge(g), 60), Some(3.0));
-        let d = Agg::Distribution(DistAgg::single(7.0));
+        let d = Agg::Distribution(Box::new(DistAgg::single(7.0)));
         assert_eq!(Field::Quantile(0.99).value(&d, 60), Some(7.0));
         assert!(Field::Quantile(0.5).applies_to(Kind::Distribution));
         assert!(!Field::Rate.applies_to(Kind::Gauge));

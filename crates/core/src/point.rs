@@ -38,9 +38,11 @@ impl Point {
             (PointValue::Single(v), Kind::Gauge) => {
                 Agg::Gauge(GaugeAgg::single(*v, millis_of(self.ts)))
             }
-            (PointValue::Single(v), Kind::Distribution) => Agg::Distribution(DistAgg::single(*v)),
+            (PointValue::Single(v), Kind::Distribution) => {
+                Agg::Distribution(Box::new(DistAgg::single(*v)))
+            }
             (PointValue::GaugeSummary(g), _) => Agg::Gauge(g.clone()),
-            (PointValue::DistSummary(d), _) => Agg::Distribution(d.clone()),
+            (PointValue::DistSummary(d), _) => Agg::Distribution(Box::new(d.clone())),
         }
     }
 }

@@ -197,8 +197,8 @@ mod tests {
         let mut x = DistAgg::single(1.0);
         x.merge(&DistAgg::single(2.0));
         let y = DistAgg::single(100.0);
-        let a = [(0, Agg::Distribution(x))];
-        let b = [(0, Agg::Distribution(y))];
+        let a = [(0, Agg::Distribution(Box::new(x)))];
+        let b = [(0, Agg::Distribution(Box::new(y)))];
         let grid = Grid::new(0, 60, 60);
         assert_eq!(
             evaluate(

@@ -86,7 +86,10 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
             defaults.day_days,
         ),
     };
-    let late = args.late_window_secs.or(file.late_window_secs).unwrap_or(86_400);
+    let late = args
+        .late_window_secs
+        .or(file.late_window_secs)
+        .unwrap_or(86_400);
     if late < 60 {
         bail!("late_window_secs must be at least 60");
     }
@@ -115,7 +118,10 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
         }
         store.checkpoint_interval = Duration::from_secs(s);
     }
-    let mut server = ServerConfig { late_secs: late as f64, ..ServerConfig::default() };
+    let mut server = ServerConfig {
+        late_secs: late as f64,
+        ..ServerConfig::default()
+    };
     store.batch_window_secs = late as i64 + 3_600;
     if let Some(n) = args.max_body_bytes.or(file.max_body_bytes) {
         if n < 1_024 {

@@ -32,7 +32,7 @@ pub fn encode(kind: Kind, slots: &[(u16, Agg)]) -> Vec<u8> {
         }
         Kind::Distribution => {
             let (nums, dists) = pick(slots, |a| match a {
-                Agg::Distribution(d) => Some(d),
+                Agg::Distribution(d) => Some(&**d),
                 _ => None,
             });
             put_slots(&mut out, &nums);
@@ -54,7 +54,7 @@ pub fn decode(kind: Kind, payload: &[u8]) -> Result<Vec<(u16, Agg)>, CodecError>
         Kind::Gauge => get_gauges(&mut r, n)?.into_iter().map(Agg::Gauge).collect(),
         Kind::Distribution => get_dists(&mut r, n)?
             .into_iter()
-            .map(Agg::Distribution)
+            .map(|d| Agg::Distribution(Box::new(d)))
             .collect(),
     };
     if r.remaining() != 0 {

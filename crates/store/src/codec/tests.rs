@@ -165,7 +165,7 @@ fn distribution_size() {
             }
             (
                 s,
-                Agg::Distribution(d.unwrap_or_else(|| DistAgg::single(0.0))),
+                Agg::Distribution(Box::new(d.unwrap_or_else(|| DistAgg::single(0.0)))),
             )
         })
         .collect();
@@ -230,7 +230,7 @@ fn edge_blocks_round_trip() {
         max: 5e-324,
         sketch,
     };
-    round_trip(Kind::Distribution, &[(1, Agg::Distribution(d))]);
+    round_trip(Kind::Distribution, &[(1, Agg::Distribution(Box::new(d)))]);
 }
 
 #[test]
@@ -433,13 +433,13 @@ fn distribution(decimal: bool) -> impl Strategy<Value = Agg> {
         sketch,
     )
         .prop_map(|(count, sum, min, max, sketch)| {
-            Agg::Distribution(DistAgg {
+            Agg::Distribution(Box::new(DistAgg {
                 count,
                 sum,
                 min,
                 max,
                 sketch,
-            })
+            }))
         })
 }
 

@@ -110,7 +110,9 @@ pub fn read_range(
     for entry in table.range(range).map_err(engine)? {
         let (k, v) = entry.map_err(engine)?;
         let key = k.value();
-        for (slot, agg) in decode(db_path, key, v.value())? {
+        let slots = decode(db_path, key, v.value())?;
+        out.reserve(slots.len());
+        for (slot, agg) in slots {
             let ts = slot_start(res, key.2, slot);
             if ts >= from && ts < to {
                 out.push((ts, agg));

@@ -14,6 +14,8 @@ pub struct Generation {
     pub minutes: HashMap<SeriesId, BTreeMap<i64, Agg>>,
     pub series: Vec<SeriesDef>,
     pub batches: Vec<BatchEntry>,
+    /// Series-minutes held, kept as a count so checking it is cheap.
+    pub minute_count: usize,
 }
 
 impl Generation {
@@ -23,6 +25,7 @@ impl Generation {
                 std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&agg),
                 std::collections::btree_map::Entry::Vacant(e) => {
                     e.insert(agg);
+                    self.minute_count += 1;
                 }
             }
         }
@@ -31,7 +34,7 @@ impl Generation {
     }
 
     pub fn open_minutes(&self) -> usize {
-        self.minutes.values().map(BTreeMap::len).sum()
+        self.minute_count
     }
 
     fn collect(&self, sid: SeriesId, from: i64, to: i64, out: &mut Vec<(i64, Agg)>) {

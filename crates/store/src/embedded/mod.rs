@@ -56,6 +56,10 @@ pub struct EmbeddedConfig {
     pub checkpoint_interval: Duration,
     /// How long batch keys are remembered; a day matches the late-point window.
     pub batch_window_secs: i64,
+    /// A checkpoint starts early when the head holds this many series-minutes
+    /// (a backfill or a burst of new series), which bounds its memory: at
+    /// ~100 bytes a minute, the default is about 100 MB.
+    pub max_open_minutes: usize,
 }
 
 impl EmbeddedConfig {
@@ -66,8 +70,16 @@ impl EmbeddedConfig {
             max_series_per_app: 200_000,
             checkpoint_interval: Duration::from_secs(300),
             batch_window_secs: 90_000,
+            max_open_minutes: 1_000_000,
         }
     }
+}
+
+/// What the background thread is asked to do.
+#[derive(Default)]
+struct Signal {
+    stop: bool,
+    checkpoint_now: bool,
 }
 
 enum BatchState {
@@ -90,6 +102,7 @@ struct Inner {
     tx: Mutex<Option<SyncSender<WalMsg>>>,
     /// A frozen generation whose checkpoint failed, with its sealed segment.
     pending: Mutex<Option<(u64, Arc<Generation>)>>,
+    signal: Arc<(Mutex<Signal>, Condvar)>,
     checkpoints: AtomicU64,
     last_checkpoint_micros: AtomicU64,
     closed: AtomicBool,
@@ -98,7 +111,6 @@ struct Inner {
 /// The single-machine store.
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
-    stop: Arc<(Mutex<bool>, Condvar)>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -163,6 +175,7 @@ impl EmbeddedStore {
             batches: Mutex::new(batches),
             tx: Mutex::new(Some(tx)),
             pending: Mutex::new(None),
+            signal: Arc::new((Mutex::new(Signal::default()), Condvar::new())),
             checkpoints: AtomicU64::new(0),
             last_checkpoint_micros: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -174,16 +187,14 @@ impl EmbeddedStore {
             tracing::info!(records = replayed, "replayed the write-ahead log");
             inner.checkpoint()?;
         }
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let background = {
-            let (inner, stop) = (inner.clone(), stop.clone());
+            let (inner, signal) = (inner.clone(), inner.signal.clone());
             std::thread::Builder::new()
                 .name("minutely-checkpoint".into())
-                .spawn(move || background(inner, stop))?
+                .spawn(move || background(inner, signal))?
         };
         Ok(EmbeddedStore {
             inner,
-            stop,
             threads: Mutex::new(vec![writer, background]),
         })
     }
@@ -216,19 +227,23 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
     }
 }
 
-/// Checkpoints every interval and applies retention every hour, until stopped.
-fn background(inner: Arc<Inner>, stop: Arc<(Mutex<bool>, Condvar)>) {
+/// Checkpoints every interval (or when asked) and applies retention every
+/// hour, until stopped.
+fn background(inner: Arc<Inner>, signal: Arc<(Mutex<Signal>, Condvar)>) {
     let mut last_retention = Instant::now() - Duration::from_secs(3_600);
     loop {
         {
-            let (lock, cv) = &*stop;
+            let (lock, cv) = &*signal;
             let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-            let (guard, _) = cv
-                .wait_timeout_while(guard, inner.cfg.checkpoint_interval, |stopped| !*stopped)
+            let (mut guard, _) = cv
+                .wait_timeout_while(guard, inner.cfg.checkpoint_interval, |s| {
+                    !s.stop && !s.checkpoint_now
+                })
                 .unwrap_or_else(|p| p.into_inner());
-            if *guard {
+            if guard.stop {
                 return;
             }
+            guard.checkpoint_now = false;
         }
         if let Err(e) = inner.checkpoint() {
             tracing::error!("checkpoint failed, will retry: {e}");
@@ -355,6 +370,19 @@ impl Inner {
             meta.durable.store(true, Ordering::Release);
             meta.last_seen.fetch_max(*minute, Ordering::Relaxed);
         }
+        let open = self
+            .head
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .active
+            .open_minutes();
+        if open > self.cfg.max_open_minutes {
+            let (lock, cv) = &*self.signal;
+            lock.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .checkpoint_now = true;
+            cv.notify_all();
+        }
         Ok(outcome)
     }
 }
@@ -421,28 +449,47 @@ impl Store for EmbeddedStore {
                 .collect();
             (txn, minutes)
         };
-        let table = txn.open_table(tables::BLOCKS).map_err(engine)?;
+        // Decoding blocks is the cost of a wide query: spread the series
+        // over the cores (each thread opens its own table in the snapshot).
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let chunk = series.len().div_ceil(threads).max(MIN_SERIES_PER_THREAD);
+        let jobs: Vec<_> = series
+            .chunks(chunk)
+            .zip(head_minutes.chunks(chunk))
+            .collect();
+        let read_chunk = |(ids, heads): (&[SeriesId], &[Vec<(i64, Agg)>])| -> Result<Vec<Vec<(i64, Agg)>>, StoreError> {
+            let table = txn.open_table(tables::BLOCKS).map_err(engine)?;
+            ids.iter()
+                .zip(heads)
+                .map(|(&sid, minutes)| {
+                    let stored = blocks::read_range(&table, &inner.db_path, sid, res, from, to)?;
+                    Ok(overlay(stored, minutes, res, from))
+                })
+                .collect()
+        };
+        let parts: Vec<Result<Vec<Vec<(i64, Agg)>>, StoreError>> = if jobs.len() <= 1 {
+            jobs.into_iter().map(read_chunk).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = jobs
+                    .into_iter()
+                    .map(|job| scope.spawn(move || read_chunk(job)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(StoreError::Engine("a read thread panicked".into()))
+                        })
+                    })
+                    .collect()
+            })
+        };
         let mut out = Vec::with_capacity(series.len());
-        for (&sid, minutes) in series.iter().zip(head_minutes) {
-            let stored = blocks::read_range(&table, &inner.db_path, sid, res, from, to)?;
-            if minutes.is_empty() {
-                out.push(stored);
-                continue;
-            }
-            let mut merged: BTreeMap<i64, Agg> = stored.into_iter().collect();
-            for (minute, agg) in minutes {
-                let ts = minutely_core::time::floor_to(minute, res.secs());
-                if ts < from {
-                    continue;
-                }
-                match merged.entry(ts) {
-                    std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&agg),
-                    std::collections::btree_map::Entry::Vacant(e) => {
-                        e.insert(agg);
-                    }
-                }
-            }
-            out.push(merged.into_iter().collect());
+        for part in parts {
+            out.extend(part?);
         }
         Ok(out)
     }
@@ -536,8 +583,8 @@ impl Store for EmbeddedStore {
             return Ok(());
         }
         {
-            let (lock, cv) = &*self.stop;
-            *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            let (lock, cv) = &*self.inner.signal;
+            lock.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
             cv.notify_all();
         }
         let result = self.inner.checkpoint();
@@ -564,6 +611,35 @@ impl Drop for EmbeddedStore {
             tracing::error!("closing the store: {e}");
         }
     }
+}
+
+/// Below this many series per thread, a thread costs more than it saves.
+const MIN_SERIES_PER_THREAD: usize = 16;
+
+/// Adds the head's minutes (not yet in redb) to one series' stored buckets.
+fn overlay(
+    stored: Vec<(i64, Agg)>,
+    minutes: &[(i64, Agg)],
+    res: Resolution,
+    from: i64,
+) -> Vec<(i64, Agg)> {
+    if minutes.is_empty() {
+        return stored;
+    }
+    let mut merged: BTreeMap<i64, Agg> = stored.into_iter().collect();
+    for (minute, agg) in minutes {
+        let ts = minutely_core::time::floor_to(*minute, res.secs());
+        if ts < from {
+            continue;
+        }
+        match merged.entry(ts) {
+            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(agg),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(agg.clone());
+            }
+        }
+    }
+    merged.into_iter().collect()
 }
 
 fn dir_bytes(dir: &Path) -> u64 {

@@ -177,13 +177,13 @@ fn get_agg(r: &mut Reader) -> Result<Agg, RecordError> {
                     (r.f64()?, r.f64()?, r.f64()?, r.f64()?, r.f64()?);
                 let pos = get_bins(r)?;
                 let neg = get_bins(r)?;
-                Agg::Distribution(DistAgg {
+                Agg::Distribution(Box::new(DistAgg {
                     count,
                     sum,
                     min,
                     max,
                     sketch: Sketch::from_parts(pos, neg, zero),
-                })
+                }))
             }
         },
     )
@@ -274,13 +274,13 @@ mod tests {
                 (
                     9,
                     0,
-                    Agg::Distribution(DistAgg {
+                    Agg::Distribution(Box::new(DistAgg {
                         count: 4.0,
                         sum: 2.5,
                         min: -2.0,
                         max: 3.5,
                         sketch: sk,
-                    }),
+                    })),
                 ),
             ],
         };

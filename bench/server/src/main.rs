@@ -258,6 +258,15 @@ fn main() -> Result<()> {
 
     let server = Server::start(&a.bin, &tmp)?;
     let rss_restart = server.rss_bytes();
+    // Steady state: every series sends its current minutes, as live clients do.
+    let live_minutes = 5;
+    let live = Arc::new(build_payloads(
+        a.series,
+        live_minutes,
+        (now() / 60 - live_minutes as i64 + 1) * 60,
+    ));
+    push_all(&server.url, live)?;
+    let rss_live = server.rss_bytes();
     let from = start.to_string();
     let to = (start + a.minutes as i64 * 60).to_string();
     let one = [
@@ -308,6 +317,11 @@ fn main() -> Result<()> {
         "| resident memory after restart, per series | {:.0} B ({:.0} MB total) |",
         (rss_restart.saturating_sub(rss_idle)) as f64 / a.series as f64,
         rss_restart as f64 / 1e6
+    );
+    println!(
+        "| resident memory at steady state ({live_minutes} live minutes after restart), per active series | {:.0} B ({:.0} MB total) |",
+        (rss_live.saturating_sub(rss_idle)) as f64 / a.series as f64,
+        rss_live as f64 / 1e6
     );
     println!("| query: one series, 24 h at 1 min (median / p99) | {one_med:.2} ms / {one_p99:.2} ms ({one_n} series) |");
     println!("| query: sum of {per_series} series by region, 24 h at 1 min (median / p99) | {grp_med:.2} ms / {grp_p99:.2} ms ({grp_n} groups) |");

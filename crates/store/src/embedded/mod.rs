@@ -231,22 +231,34 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
 /// hour, until stopped.
 fn background(inner: Arc<Inner>, signal: Arc<(Mutex<Signal>, Condvar)>) {
     let mut last_retention = Instant::now() - Duration::from_secs(3_600);
+    // After a failure, wait this long (doubling, up to the interval) even
+    // when pushes ask for a checkpoint, so a full disk is not hammered.
+    let mut backoff: Option<Duration> = None;
     loop {
         {
             let (lock, cv) = &*signal;
             let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-            let (mut guard, _) = cv
-                .wait_timeout_while(guard, inner.cfg.checkpoint_interval, |s| {
+            let (mut guard, _) = match backoff {
+                None => cv.wait_timeout_while(guard, inner.cfg.checkpoint_interval, |s| {
                     !s.stop && !s.checkpoint_now
-                })
-                .unwrap_or_else(|p| p.into_inner());
+                }),
+                Some(wait) => cv.wait_timeout_while(guard, wait, |s| !s.stop),
+            }
+            .unwrap_or_else(|p| p.into_inner());
             if guard.stop {
                 return;
             }
             guard.checkpoint_now = false;
         }
-        if let Err(e) = inner.checkpoint() {
-            tracing::error!("checkpoint failed, will retry: {e}");
+        match inner.checkpoint() {
+            Ok(()) => backoff = None,
+            Err(e) => {
+                let next = backoff.map_or(Duration::from_secs(1), |b| {
+                    (b * 2).min(inner.cfg.checkpoint_interval)
+                });
+                tracing::error!("checkpoint failed, retrying in {next:?}: {e}");
+                backoff = Some(next);
+            }
         }
         if last_retention.elapsed() >= Duration::from_secs(3_600) {
             last_retention = Instant::now();
@@ -609,6 +621,16 @@ impl Drop for EmbeddedStore {
     fn drop(&mut self) {
         if let Err(e) = self.close() {
             tracing::error!("closing the store: {e}");
+            return;
+        }
+        // Checkpoints rewrite blocks copy-on-write, which leaves free pages
+        // in the file; with every thread stopped, give them back to the disk.
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            let started = Instant::now();
+            match inner.db.compact() {
+                Ok(_) => tracing::info!("compacted the database in {:?}", started.elapsed()),
+                Err(e) => tracing::warn!("compacting the database at shutdown: {e}"),
+            }
         }
     }
 }

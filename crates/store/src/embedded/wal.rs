@@ -111,18 +111,30 @@ impl Wal {
     /// Deletes sealed segments up to and including `seq`.
     pub fn remove_through(dir: &Path, seq: u64) -> Result<(), StoreError> {
         for s in segments(dir)?.into_iter().filter(|&s| s <= seq) {
-            fs::remove_file(segment_path(dir, s))?;
+            let path = segment_path(dir, s);
+            fs::remove_file(&path).map_err(|e| {
+                StoreError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("removing {}: {e}", path.display()),
+                ))
+            })?;
         }
         Ok(())
     }
 }
 
 fn create_segment(dir: &Path, seq: u64) -> Result<File, StoreError> {
+    let path = segment_path(dir, seq);
     let file = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(segment_path(dir, seq))
-        .map_err(StoreError::from_io)?;
+        .open(&path)
+        .map_err(|e| {
+            StoreError::from_io(std::io::Error::new(
+                e.kind(),
+                format!("creating {}: {e}", path.display()),
+            ))
+        })?;
     // The new name must survive a crash too, or a synced frame in it could vanish.
     File::open(dir)?.sync_all().map_err(StoreError::from_io)?;
     Ok(file)

@@ -163,4 +163,45 @@ mod tests {
         let p50 = d.quantile(0.5).unwrap();
         assert!((p50 - 20.0).abs() <= 0.2, "{p50}");
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Minutes merge to the same aggregate in any order (what makes
+        /// rollups and merges across servers exact): integer counters add
+        /// exactly, gauges keep the value with the latest timestamp.
+        #[test]
+        fn merge_order_does_not_matter(
+            vals in prop::collection::vec((-1_000_000i64..1_000_000, 0i64..1_000_000), 1..60),
+            seed in any::<u64>(),
+        ) {
+            // Distinct timestamps: ties have no defined winner.
+            let vals: Vec<(i64, i64)> = vals.iter().enumerate().map(|(i, (x, t))| (*x, t * 1_000 + i as i64)).collect();
+            let mut shuffled = vals.clone();
+            let mut s = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                shuffled.swap(i, (s % (i as u64 + 1)) as usize);
+            }
+            let gauges = |v: &[(i64, i64)]| {
+                let aggs: Vec<Agg> = v.iter().map(|(x, t)| Agg::Gauge(GaugeAgg::single(*x as f64, *t))).collect();
+                Agg::merge_all(aggs.iter())
+            };
+            let counters = |v: &[(i64, i64)]| {
+                let aggs: Vec<Agg> = v.iter().map(|(x, _)| Agg::Counter(*x as f64)).collect();
+                Agg::merge_all(aggs.iter())
+            };
+            let dists = |v: &[(i64, i64)]| {
+                let aggs: Vec<Agg> = v.iter().map(|(x, _)| Agg::Distribution(Box::new(DistAgg::single(*x as f64 / 8.0)))).collect();
+                Agg::merge_all(aggs.iter())
+            };
+            prop_assert_eq!(counters(&vals), Some(Agg::Counter(vals.iter().map(|v| v.0).sum::<i64>() as f64)));
+            prop_assert_eq!(counters(&vals), counters(&shuffled));
+            prop_assert_eq!(dists(&vals), dists(&shuffled));
+            let latest = vals.iter().max_by_key(|v| v.1).map(|v| v.0 as f64);
+            let merged = gauges(&vals);
+            prop_assert_eq!(&merged, &gauges(&shuffled));
+            prop_assert!(matches!(merged, Some(Agg::Gauge(ref g)) if Some(g.last) == latest));
+        }
+    }
 }

@@ -42,11 +42,8 @@ pub struct Grid {
 impl Grid {
     /// Buckets starting at `from`, `step` long, covering up to `to` (exclusive).
     pub fn new(from: i64, to: i64, step: i64) -> Grid {
-        let n = if to > from {
-            ((to - from) + step - 1) / step
-        } else {
-            0
-        };
+        let span = to.saturating_sub(from).max(0);
+        let n = span / step + i64::from(span % step != 0);
         Grid {
             from,
             step,
@@ -63,7 +60,8 @@ impl Grid {
     }
 
     pub fn start(&self, i: usize) -> i64 {
-        self.from + i as i64 * self.step
+        self.from
+            .saturating_add((i as i64).saturating_mul(self.step))
     }
 }
 

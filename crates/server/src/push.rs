@@ -106,6 +106,67 @@ fn reason(e: &PointError) -> &'static str {
     }
 }
 
+/// A push body taken apart: whole-request problems are an `Err`, each bad
+/// point a `Rejected` beside the good ones. Pure, so it can be fuzzed.
+#[derive(Debug)]
+pub struct ParsedPush {
+    pub app: Option<String>,
+    pub env: String,
+    pub batch: Option<String>,
+    pub points: Vec<(usize, minutely_core::Point)>,
+    pub rejected: Vec<Rejected>,
+}
+
+pub fn parse_push(bytes: &[u8], now: f64, cfg: &crate::ServerConfig) -> ApiResult<ParsedPush> {
+    let parsed: PushBody = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("body is not a valid push: {e}")))?;
+    let env = parsed.env.unwrap_or_else(|| "default".into());
+    validate_env(&env)?;
+    if let Some(b) = &parsed.batch {
+        if b.is_empty() || b.len() > 256 {
+            return Err(ApiError::bad_request("batch must be 1-256 characters"));
+        }
+    }
+    let n = parsed.points.len();
+    if n > cfg.max_points_per_batch {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "batch has {n} points; at most {} are allowed per push",
+                cfg.max_points_per_batch
+            ),
+        ));
+    }
+    let mut points = Vec::with_capacity(n);
+    let mut rejected: Vec<Rejected> = Vec::new();
+    for (index, raw) in parsed.points.iter().enumerate() {
+        let point = serde_json::from_str::<RawPoint>(raw.get())
+            .map_err(|e| Rejected {
+                index,
+                reason: "malformed",
+                message: format!("malformed point: {e}"),
+            })
+            .and_then(|p| {
+                validate_point(p, now, cfg.late_secs).map_err(|e| Rejected {
+                    index,
+                    reason: reason(&e),
+                    message: e.to_string(),
+                })
+            });
+        match point {
+            Ok(p) => points.push((index, p)),
+            Err(r) => rejected.push(r),
+        }
+    }
+    Ok(ParsedPush {
+        app: parsed.app,
+        env,
+        batch: parsed.batch,
+        points,
+        rejected,
+    })
+}
+
 pub async fn push(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -129,57 +190,18 @@ async fn push_inner(
     let limit = st.cfg.max_body_bytes;
     let raw = read_body(body, limit).await?;
     let bytes = maybe_gunzip(headers, raw, limit)?;
-    let parsed: PushBody = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("body is not a valid push: {e}")))?;
-    let app = match (&parsed.app, caller.app.as_str()) {
-        (Some(a), _) => a.clone(),
+    let parsed = parse_push(&bytes, st.now(), &st.cfg)?;
+    let app = match (parsed.app, caller.app.as_str()) {
+        (Some(a), _) => a,
         (None, ALL_APPS) => "default".to_string(),
         (None, own) => own.to_string(),
     };
     caller.require(Scope::Push, &app)?;
-    let env = parsed.env.clone().unwrap_or_else(|| "default".into());
-    validate_env(&env)?;
-    if let Some(b) = &parsed.batch {
-        if b.is_empty() || b.len() > 256 {
-            return Err(ApiError::bad_request("batch must be 1-256 characters"));
-        }
-    }
-    let n = parsed.points.len();
-    if n > st.cfg.max_points_per_batch {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "batch has {n} points; at most {} are allowed per push",
-                st.cfg.max_points_per_batch
-            ),
-        ));
-    }
-    let now = st.now();
-    let mut points = Vec::with_capacity(n);
-    let mut rejected: Vec<Rejected> = Vec::new();
-    for (index, raw) in parsed.points.iter().enumerate() {
-        let point = serde_json::from_str::<RawPoint>(raw.get())
-            .map_err(|e| Rejected {
-                index,
-                reason: "malformed",
-                message: format!("malformed point: {e}"),
-            })
-            .and_then(|p| {
-                validate_point(p, now, st.cfg.late_secs).map_err(|e| Rejected {
-                    index,
-                    reason: reason(&e),
-                    message: e.to_string(),
-                })
-            });
-        match point {
-            Ok(p) => points.push((index, p)),
-            Err(r) => rejected.push(r),
-        }
-    }
+    let (env, points, mut rejected) = (parsed.env, parsed.points, parsed.rejected);
     let req = PushRequest {
         app,
         env,
-        batch: parsed.batch.clone(),
+        batch: parsed.batch,
         points,
     };
     let store = st.store.clone();
@@ -196,4 +218,93 @@ async fn push_inner(
         answer["duplicate"] = true.into();
     }
     Ok(Json(answer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NOW: f64 = 1_764_100_000.0;
+
+    #[test]
+    fn good_and_bad_points_are_split() {
+        let body = br#"{"env": "prod", "points": [
+            {"kind": "counter", "name": "a", "value": 1},
+            {"kind": "counter", "name": "a b", "value": 1},
+            17,
+            {"kind": "gauge", "name": "g", "value": 2, "ts": 1764100000}]}"#;
+        let p = parse_push(body, NOW, &crate::ServerConfig::default()).unwrap();
+        assert_eq!(p.env, "prod");
+        assert_eq!(
+            p.points.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            vec![0, 3]
+        );
+        assert_eq!(
+            p.rejected
+                .iter()
+                .map(|r| (r.index, r.reason))
+                .collect::<Vec<_>>(),
+            vec![(1, "bad_name"), (2, "malformed")]
+        );
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(serde_json::Value::from),
+            prop_oneof![
+                Just("counter".to_string()),
+                Just("gauge".into()),
+                Just("distribution".into()),
+                ".{0,12}"
+            ]
+            .prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("kind".to_string()),
+                        Just("name".into()),
+                        Just("value".into()),
+                        Just("tags".into()),
+                        Just("ts".into()),
+                        Just("summary".into()),
+                        Just("sketch".into()),
+                        Just("pos".into()),
+                        Just("count".into()),
+                        Just("points".into()),
+                        Just("env".into()),
+                        ".{0,6}"
+                    ],
+                    inner,
+                    0..6,
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Arbitrary bytes never panic the parser.
+        #[test]
+        fn never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse_push(&bytes, NOW, &crate::ServerConfig::default());
+        }
+
+        /// JSON shaped like pushes: never panics, and every point is either
+        /// accepted or rejected with a message, never lost.
+        #[test]
+        fn every_point_is_accounted_for(points in prop::collection::vec(json_value(), 0..20)) {
+            let body = serde_json::json!({"points": points}).to_string();
+            let p = parse_push(body.as_bytes(), NOW, &crate::ServerConfig::default()).unwrap();
+            prop_assert_eq!(p.points.len() + p.rejected.len(), points.len());
+            prop_assert!(p.rejected.iter().all(|r| !r.message.is_empty()));
+        }
+    }
 }

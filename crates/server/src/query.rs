@@ -23,6 +23,9 @@ const AUTO_POINTS: i64 = 1_500;
 /// bounds the answer's size.
 const MAX_BUCKETS: i64 = 527_040;
 
+/// 9999-12-31T23:59:59Z: keeps time arithmetic far from overflow.
+const MAX_TIME: f64 = 253_402_300_799.0;
+
 /// A query's keys, as URL parameters or as one entry of a POST body.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,6 +160,13 @@ fn plan(input: QueryInput, caller: &Caller, now: f64) -> ApiResult<Plan> {
         parse_time(input.from.as_deref().unwrap_or("-1h"), now).map_err(ApiError::bad_request)?;
     let to =
         parse_time(input.to.as_deref().unwrap_or("now"), now).map_err(ApiError::bad_request)?;
+    for t in [from, to] {
+        if !(0.0..=MAX_TIME).contains(&t) {
+            return Err(ApiError::bad_request(format!(
+                "time {t} is outside 1970..9999"
+            )));
+        }
+    }
     let from = floor_to(from.floor() as i64, 60);
     let to = to.ceil() as i64;
     if to <= from {
@@ -283,7 +293,8 @@ pub fn run(
         .filter(|s| p.filters.iter().all(|f| f.matches(&s.tags)))
         .collect();
     let res = resolution_for(&p.grid, store, now as i64);
-    let to = p.grid.start(p.grid.n);
+    // The last bucket may reach past `to`; it reads to its end, within sane time.
+    let to = p.grid.start(p.grid.n).min(MAX_TIME as i64);
     let ids: Vec<_> = series.iter().map(|s| s.id).collect();
     let data = store.read(&ids, res, p.grid.from, to)?;
     let mut groups: BTreeMap<Tags, Vec<&[(i64, minutely_core::Agg)]>> = BTreeMap::new();
@@ -362,4 +373,79 @@ pub async fn post_query(
     .await?;
     st.metrics.observe_query(started.elapsed());
     Ok(Json(serde_json::json!({ "results": results })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minutely_store::Scope;
+    use proptest::prelude::*;
+
+    fn admin() -> Caller {
+        Caller {
+            app: ALL_APPS.into(),
+            scope: Scope::Admin,
+        }
+    }
+
+    #[test]
+    fn plans() {
+        let q = |pairs: &[(&str, &str)]| {
+            let input =
+                QueryInput::from_pairs(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())))
+                    .unwrap();
+            plan(input, &admin(), 1_764_100_000.0)
+        };
+        let p = q(&[
+            ("metric", "m"),
+            ("from", "1764000030"),
+            ("to", "1764003600"),
+            ("step", "600"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (p.grid.from, p.grid.step, p.grid.n),
+            (1_764_000_000, 600, 6)
+        );
+        assert!(q(&[("metric", "m"), ("from", "-1e300")]).is_err());
+        assert!(q(&[("metric", "m"), ("step", "61")]).is_err());
+        assert!(q(&[
+            ("metric", "m"),
+            ("from", "0"),
+            ("to", "253402300799"),
+            ("step", "60")
+        ])
+        .is_err());
+        assert!(q(&[("from", "-1h")]).is_err());
+        let huge = (i64::MAX / 60 * 60).to_string();
+        assert_eq!(
+            q(&[("metric", "m"), ("from", "-1h"), ("step", &huge)])
+                .unwrap()
+                .grid
+                .n,
+            1
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn planning_never_panics(
+            from in prop_oneof![".{0,12}", any::<f64>().prop_map(|f| f.to_string()), (-1i64 << 40..1i64 << 40).prop_map(|i| i.to_string())],
+            to in prop_oneof![".{0,12}", any::<f64>().prop_map(|f| f.to_string()), Just("now".to_string())],
+            step in prop_oneof![".{0,8}", any::<i64>().prop_map(|i| i.to_string()), Just("auto".to_string())],
+            tag in ".{0,10}",
+            group in ".{0,10}",
+        ) {
+            let input = QueryInput {
+                metric: Some("m".into()),
+                from: Some(from),
+                to: Some(to),
+                step: Some(step),
+                tag: vec![tag],
+                group_by: vec![group],
+                ..Default::default()
+            };
+            let _ = plan(input, &admin(), 1_764_100_000.0);
+        }
+    }
 }

@@ -44,7 +44,7 @@ fn args() -> Result<Args> {
             other => bail!("unknown flag {other}"),
         }
     }
-    if a.series % METRICS != 0 {
+    if !a.series.is_multiple_of(METRICS) {
         bail!("--series must be a multiple of {METRICS}");
     }
     Ok(a)

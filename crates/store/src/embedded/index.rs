@@ -17,6 +17,16 @@ pub struct SeriesMeta {
     pub last_seen: AtomicI64,
 }
 
+/// The identity of a series as a point names it.
+#[derive(Clone, Copy)]
+pub struct SeriesRef<'a> {
+    pub app: &'a str,
+    pub env: &'a str,
+    pub name: &'a str,
+    pub kind: Kind,
+    pub tags: &'a Tags,
+}
+
 #[derive(Default)]
 pub struct SeriesIndex {
     by_key: HashMap<Box<str>, SeriesId>,
@@ -130,13 +140,16 @@ impl SeriesIndex {
     pub fn resolve(
         &mut self,
         key: &mut String,
-        app: &str,
-        env: &str,
-        name: &str,
-        kind: Kind,
-        tags: &Tags,
+        series: SeriesRef,
         max_series_per_app: usize,
     ) -> Result<Arc<SeriesMeta>, ResolveError> {
+        let SeriesRef {
+            app,
+            env,
+            name,
+            kind,
+            tags,
+        } = series;
         series_key(key, app, env, name, tags);
         if let Some(id) = self.by_key.get(key.as_str()) {
             let meta = &self.series[id];
@@ -251,21 +264,81 @@ mod tests {
         let eu = Tags::from_pairs([("region", "eu")]);
         let us = Tags::from_pairs([("region", "us")]);
         let a = idx
-            .resolve(&mut buf, "shop", "prod", "orders", Kind::Counter, &eu, 2)
+            .resolve(
+                &mut buf,
+                SeriesRef {
+                    app: "shop",
+                    env: "prod",
+                    name: "orders",
+                    kind: Kind::Counter,
+                    tags: &eu,
+                },
+                2,
+            )
             .unwrap();
         let again = idx
-            .resolve(&mut buf, "shop", "prod", "orders", Kind::Counter, &eu, 2)
+            .resolve(
+                &mut buf,
+                SeriesRef {
+                    app: "shop",
+                    env: "prod",
+                    name: "orders",
+                    kind: Kind::Counter,
+                    tags: &eu,
+                },
+                2,
+            )
             .unwrap();
         assert_eq!(a.def.id, again.def.id);
-        let conflict = idx.resolve(&mut buf, "shop", "staging", "orders", Kind::Gauge, &eu, 2);
+        let conflict = idx.resolve(
+            &mut buf,
+            SeriesRef {
+                app: "shop",
+                env: "staging",
+                name: "orders",
+                kind: Kind::Gauge,
+                tags: &eu,
+            },
+            2,
+        );
         assert!(matches!(conflict, Err(ResolveError::KindConflict { .. })));
-        idx.resolve(&mut buf, "shop", "prod", "orders", Kind::Counter, &us, 2)
-            .unwrap();
-        let over = idx.resolve(&mut buf, "shop", "prod", "other", Kind::Gauge, &eu, 2);
+        idx.resolve(
+            &mut buf,
+            SeriesRef {
+                app: "shop",
+                env: "prod",
+                name: "orders",
+                kind: Kind::Counter,
+                tags: &us,
+            },
+            2,
+        )
+        .unwrap();
+        let over = idx.resolve(
+            &mut buf,
+            SeriesRef {
+                app: "shop",
+                env: "prod",
+                name: "other",
+                kind: Kind::Gauge,
+                tags: &eu,
+            },
+            2,
+        );
         assert!(matches!(over, Err(ResolveError::SeriesLimit { .. })));
         // Another app has its own kinds and its own limit.
-        idx.resolve(&mut buf, "blog", "prod", "orders", Kind::Gauge, &eu, 2)
-            .unwrap();
+        idx.resolve(
+            &mut buf,
+            SeriesRef {
+                app: "blog",
+                env: "prod",
+                name: "orders",
+                kind: Kind::Gauge,
+                tags: &eu,
+            },
+            2,
+        )
+        .unwrap();
         assert_eq!(idx.series_of("shop", Some("prod"), "orders").len(), 2);
         assert_eq!(idx.catalogue("shop", None)[0].tags["region"].len(), 2);
     }

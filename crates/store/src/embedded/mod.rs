@@ -28,7 +28,7 @@ use crate::{
     SeriesId, SeriesInfo, Store, StoreError, StoreStats,
 };
 use head::{Generation, Head};
-use index::SeriesIndex;
+use index::{SeriesIndex, SeriesRef};
 use minutely_core::{Agg, Kind};
 use record::{BatchEntry, Record, SeriesDef};
 use redb::Database;
@@ -320,23 +320,22 @@ impl Inner {
         let mut points = Vec::with_capacity(req.points.len());
         let mut metas = Vec::with_capacity(req.points.len());
         let mut defs: Vec<SeriesDef> = Vec::new();
+        let mut defined: std::collections::HashSet<SeriesId> = std::collections::HashSet::new();
         let reply = {
             let mut key = self.ingest.lock().unwrap_or_else(|p| p.into_inner());
             {
                 let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
                 for (i, p) in req.points {
-                    match index.resolve(
-                        &mut key,
-                        &req.app,
-                        &req.env,
-                        &p.name,
-                        p.kind,
-                        &p.tags,
-                        self.cfg.max_series_per_app,
-                    ) {
+                    let series = SeriesRef {
+                        app: &req.app,
+                        env: &req.env,
+                        name: &p.name,
+                        kind: p.kind,
+                        tags: &p.tags,
+                    };
+                    match index.resolve(&mut key, series, self.cfg.max_series_per_app) {
                         Ok(meta) => {
-                            if !meta.durable.load(Ordering::Acquire)
-                                && !defs.iter().any(|d| d.id == meta.def.id)
+                            if !meta.durable.load(Ordering::Acquire) && defined.insert(meta.def.id)
                             {
                                 defs.push(meta.def.clone());
                             }
@@ -471,17 +470,19 @@ impl Store for EmbeddedStore {
             .chunks(chunk)
             .zip(head_minutes.chunks(chunk))
             .collect();
-        let read_chunk = |(ids, heads): (&[SeriesId], &[Vec<(i64, Agg)>])| -> Result<Vec<Vec<(i64, Agg)>>, StoreError> {
-            let table = txn.open_table(tables::BLOCKS).map_err(engine)?;
-            ids.iter()
-                .zip(heads)
-                .map(|(&sid, minutes)| {
-                    let stored = blocks::read_range(&table, &inner.db_path, sid, res, from, to)?;
-                    Ok(overlay(stored, minutes, res, from))
-                })
-                .collect()
-        };
-        let parts: Vec<Result<Vec<Vec<(i64, Agg)>>, StoreError>> = if jobs.len() <= 1 {
+        let read_chunk =
+            |(ids, heads): (&[SeriesId], &[Buckets])| -> Result<Vec<Buckets>, StoreError> {
+                let table = txn.open_table(tables::BLOCKS).map_err(engine)?;
+                ids.iter()
+                    .zip(heads)
+                    .map(|(&sid, minutes)| {
+                        let stored =
+                            blocks::read_range(&table, &inner.db_path, sid, res, from, to)?;
+                        Ok(overlay(stored, minutes, res, from))
+                    })
+                    .collect()
+            };
+        let parts: Vec<Result<Vec<Buckets>, StoreError>> = if jobs.len() <= 1 {
             jobs.into_iter().map(read_chunk).collect()
         } else {
             std::thread::scope(|scope| {
@@ -634,6 +635,9 @@ impl Drop for EmbeddedStore {
         }
     }
 }
+
+/// One series' buckets, by start time.
+type Buckets = Vec<(i64, Agg)>;
 
 /// Below this many series per thread, a thread costs more than it saves.
 const MIN_SERIES_PER_THREAD: usize = 16;

@@ -12,6 +12,9 @@ use std::sync::{Arc, RwLock};
 /// Records written per sync at most, to bound a group's latency.
 const MAX_GROUP: usize = 512;
 
+/// A queued append: its frame, its record and who waits for it.
+type Append = (Vec<u8>, Record, SyncSender<Result<(), StoreError>>);
+
 pub enum WalMsg {
     Append {
         payload: Vec<u8>,
@@ -53,11 +56,7 @@ pub fn run(mut wal: Wal, rx: Receiver<WalMsg>, head: Arc<RwLock<Head>>) {
     }
 }
 
-fn write_group(
-    wal: &mut Wal,
-    head: &RwLock<Head>,
-    appends: Vec<(Vec<u8>, Record, SyncSender<Result<(), StoreError>>)>,
-) {
+fn write_group(wal: &mut Wal, head: &RwLock<Head>, appends: Vec<Append>) {
     if appends.is_empty() {
         return;
     }

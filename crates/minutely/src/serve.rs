@@ -48,7 +48,6 @@ async fn serve(cfg: Config) -> Result<()> {
         println!("First start: created app \"default\" and two keys. They are shown only now; keep them.");
         println!("  push key:  {}", keys.push);
         println!("  admin key: {}", keys.admin);
-        println!("  web UI:    http://{addr}/?key={}", keys.admin);
     }
     if let Some(statsd) = &cfg.statsd {
         tracing::warn!("--statsd {statsd}: the StatsD listener is not part of this version yet; nothing listens on it");

@@ -301,3 +301,45 @@ fn health_and_own_metrics() {
         assert!(m.contains(want), "missing {want:?} in\n{m}");
     }
 }
+
+#[test]
+fn every_error_is_json_even_from_the_router() {
+    let s = Server::start();
+    let (code, ans) = s.request("GET", "/api/v1/nothing", ADMIN_KEY, None);
+    assert_eq!(code, 404);
+    assert!(
+        ans["error"].as_str().unwrap().contains("/api/v1/nothing"),
+        "{ans}"
+    );
+    let (code, ans) = s.request("GET", "/api/v1/push", PUSH_KEY, None);
+    assert_eq!(code, 405);
+    assert!(
+        ans["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not accept GET"),
+        "{ans}"
+    );
+    let (code, ans) = s.request(
+        "POST",
+        "/api/v1/apps",
+        ADMIN_KEY,
+        Some(&json!({"title": "x"})),
+    );
+    assert_eq!(code, 400);
+    assert!(
+        ans["error"].as_str().unwrap().contains("body must be"),
+        "{ans}"
+    );
+    let (code, ans) = s.request(
+        "POST",
+        "/api/v1/apps/default/keys",
+        ADMIN_KEY,
+        Some(&json!({"scope": "owner"})),
+    );
+    assert_eq!(code, 400);
+    assert!(
+        ans["error"].as_str().unwrap().contains("unknown key scope"),
+        "{ans}"
+    );
+}

@@ -16,6 +16,12 @@ pub fn validate_app(name: &str) -> ApiResult<()> {
         .map_err(|_| ApiError::bad_request(format!("app name {name:?} is invalid: use 1-200 characters of A-Z a-z 0-9 _ . : - starting with a letter or _")))
 }
 
+/// Parses a small JSON body, naming the expected shape when it is wrong.
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> ApiResult<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("body must be {shape}: {e}")))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewApp {
@@ -37,10 +43,11 @@ pub async fn list_apps(
 pub async fn create_app(
     State(st): State<Shared>,
     headers: HeaderMap,
-    Json(new): Json<NewApp>,
+    body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let caller = st.keys.authenticate(&headers)?;
     caller.require(Scope::Admin, ALL_APPS)?;
+    let new: NewApp = json_body(&body, r#"{"name": "..."}"#)?;
     validate_app(&new.name)?;
     let record = AppRecord {
         name: new.name.clone(),
@@ -93,10 +100,11 @@ pub async fn create_key(
     State(st): State<Shared>,
     headers: HeaderMap,
     Path(app): Path<String>,
-    Json(new): Json<NewKey>,
+    body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let caller = st.keys.authenticate(&headers)?;
     caller.require(Scope::Admin, &app)?;
+    let new: NewKey = json_body(&body, r#"{"scope": "push|read|admin", "name": "..."}"#)?;
     app_exists(&st, &app)?;
     let scope: Scope = new.scope.parse().map_err(ApiError::bad_request)?;
     let (secret, record) = make_key(

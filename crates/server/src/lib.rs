@@ -114,6 +114,8 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/apps/{app}/keys/{id}", delete(keys_api::revoke_key))
         .route("/healthz", get(healthz))
         .route("/metrics", get(selfmetrics::render))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read with our own bound (push) so the error names the limit.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
@@ -129,6 +131,17 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no endpoint at {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} does not accept {method}", uri.path()),
+    )
 }
 
 async fn healthz() -> axum::Json<serde_json::Value> {

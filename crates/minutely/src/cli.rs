@@ -183,9 +183,15 @@ pub enum KeysAction {
 
 #[derive(Args, Debug)]
 pub struct BackupArgs {
-    /// Directory to write the snapshot to (must not exist or be empty).
+    /// Directory to write the snapshot to (must not exist or be empty). With
+    /// `--key`, a path on the server's machine.
     pub dest: PathBuf,
-    /// Data directory (the server must not be running on it).
+    /// Data directory of a stopped server.
     #[arg(long, env = "MINUTELY_DATA_DIR", default_value = "./minutely-data")]
     pub data_dir: PathBuf,
+    /// Admin key: ask the running server at `--endpoint` to write the backup.
+    #[arg(long, env = "MINUTELY_ADMIN_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
 }

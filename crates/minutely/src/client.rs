@@ -106,6 +106,19 @@ pub fn query(args: QueryArgs) -> Result<()> {
     Ok(())
 }
 
+/// Asks a running server to write a backup to `dest` (on its machine).
+pub fn backup_online(endpoint: &str, key: &str, dest: &std::path::Path) -> Result<()> {
+    let url = format!("{}/api/v1/backup", endpoint.trim_end_matches('/'));
+    let body = json!({"dest": dest.to_string_lossy()});
+    answer(
+        agent()
+            .post(&url)
+            .set("Authorization", &format!("Bearer {key}"))
+            .send_json(body),
+    )?;
+    Ok(())
+}
+
 /// One row per bucket, one column per series.
 fn table(reply: &Value) -> String {
     let series = reply["series"].as_array().cloned().unwrap_or_default();

@@ -65,6 +65,12 @@ pub fn run(args: KeysArgs) -> Result<()> {
 }
 
 pub fn backup(args: BackupArgs) -> Result<()> {
+    if let Some(key) = &args.key {
+        let dest = std::path::absolute(&args.dest)?;
+        crate::client::backup_online(&args.endpoint.endpoint, key, &dest)?;
+        eprintln!("backup written by the server to {}", dest.display());
+        return Ok(());
+    }
     let store = open(&args.data_dir)?;
     store
         .backup(&args.dest)

@@ -133,3 +133,81 @@ fn clean_stop_flushes_and_restart_reads_the_same_numbers() {
     let s = Server::start_in(&dir, &[]);
     assert_eq!(q(&s), before);
 }
+
+#[test]
+fn backups_online_and_offline_restore_the_same_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = past_hour();
+    let mut s = Server::start_in(&tmp.path().join("data"), &[]);
+    let pts: Vec<_> = (0..90)
+        .map(|m| json!({"kind": "counter", "name": "invoice_count", "value": m, "ts": t0 + m * 60}))
+        .collect();
+    s.push(&json!({"batch": "b1", "points": pts}));
+    let want = sum(&s, t0, t0 + 7_200);
+    // Online, through the CLI and the running server.
+    let online = tmp.path().join("online");
+    let out = std::process::Command::new(bin())
+        .args([
+            "backup",
+            online.to_str().unwrap(),
+            "--key",
+            ADMIN_KEY,
+            "--endpoint",
+            &s.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A second backup into the same directory is refused.
+    let (code, ans) = s.request(
+        "POST",
+        "/api/v1/backup",
+        ADMIN_KEY,
+        Some(&json!({"dest": online.to_str().unwrap()})),
+    );
+    assert_eq!(code, 409, "{ans}");
+    assert_eq!(
+        s.request(
+            "POST",
+            "/api/v1/backup",
+            PUSH_KEY,
+            Some(&json!({"dest": "/tmp/x"}))
+        )
+        .0,
+        403
+    );
+    // More data after the backup is not in it.
+    s.push(
+        &json!({"points": [{"kind": "counter", "name": "invoice_count", "value": 1000, "ts": t0}]}),
+    );
+    s.stop();
+    // Offline, from the stopped server's directory.
+    let offline = tmp.path().join("offline");
+    let out = std::process::Command::new(bin())
+        .args([
+            "backup",
+            offline.to_str().unwrap(),
+            "--data-dir",
+            s.data_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let restored = Server::start_in(&online, &[]);
+    assert_eq!(sum(&restored, t0, t0 + 7_200), want);
+    assert_eq!(
+        restored.push(&json!({"batch": "b1", "points": []})).1["duplicate"],
+        true
+    );
+    drop(restored);
+    let restored = Server::start_in(&offline, &[]);
+    assert_eq!(sum(&restored, t0, t0 + 7_200), want.map(|w| w + 1000.0));
+}

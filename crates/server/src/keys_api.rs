@@ -140,3 +140,31 @@ pub async fn revoke_key(
     st.keys.reload(st.store.as_ref())?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequest {
+    dest: String,
+}
+
+/// `POST /api/v1/backup {"dest": "/path"}`: a consistent copy of the data
+/// while the server runs, written on the server's machine.
+pub async fn backup(
+    State(st): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let caller = st.keys.authenticate(&headers)?;
+    caller.require(Scope::Admin, ALL_APPS)?;
+    let req: BackupRequest = json_body(&body, r#"{"dest": "/absolute/path"}"#)?;
+    let dest = std::path::PathBuf::from(&req.dest);
+    if !dest.is_absolute() {
+        return Err(ApiError::bad_request(
+            "dest must be an absolute path on the server's machine",
+        ));
+    }
+    let store = st.store.clone();
+    let target = dest.clone();
+    blocking(move || store.backup(&target).map_err(ApiError::from)).await?;
+    Ok(Json(serde_json::json!({ "dest": req.dest })))
+}

@@ -112,6 +112,7 @@ pub fn router(state: Shared) -> Router {
             get(keys_api::list_keys).post(keys_api::create_key),
         )
         .route("/api/v1/apps/{app}/keys/{id}", delete(keys_api::revoke_key))
+        .route("/api/v1/backup", post(keys_api::backup))
         .route("/healthz", get(healthz))
         .route("/metrics", get(selfmetrics::render))
         .fallback(not_found)

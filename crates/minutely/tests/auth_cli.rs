@@ -297,6 +297,7 @@ fn health_and_own_metrics() {
         "minutely_push_duration_seconds_count 1",
         "minutely_series 1",
         "minutely_store_bytes ",
+        "minutely_checkpoint_failures_total 0",
     ] {
         assert!(m.contains(want), "missing {want:?} in\n{m}");
     }

@@ -197,6 +197,13 @@ pub async fn render(State(st): State<Shared>) -> impl IntoResponse {
     );
     gauge(
         &mut out,
+        "minutely_checkpoint_failures_total",
+        "Checkpoints that failed (retried with backoff; see the log).",
+        "counter",
+        stats.checkpoint_failures,
+    );
+    gauge(
+        &mut out,
         "minutely_last_checkpoint_seconds",
         "Duration of the last checkpoint.",
         "gauge",

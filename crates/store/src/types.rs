@@ -166,6 +166,7 @@ pub struct StoreStats {
     pub wal_bytes: u64,
     pub open_minutes: usize,
     pub checkpoints: u64,
+    pub checkpoint_failures: u64,
     pub last_checkpoint_secs: f64,
 }
 

@@ -104,6 +104,7 @@ struct Inner {
     pending: Mutex<Option<(u64, Arc<Generation>)>>,
     signal: Arc<(Mutex<Signal>, Condvar)>,
     checkpoints: AtomicU64,
+    checkpoint_failures: AtomicU64,
     last_checkpoint_micros: AtomicU64,
     closed: AtomicBool,
 }
@@ -177,6 +178,7 @@ impl EmbeddedStore {
             pending: Mutex::new(None),
             signal: Arc::new((Mutex::new(Signal::default()), Condvar::new())),
             checkpoints: AtomicU64::new(0),
+            checkpoint_failures: AtomicU64::new(0),
             last_checkpoint_micros: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         });
@@ -253,6 +255,7 @@ fn background(inner: Arc<Inner>, signal: Arc<(Mutex<Signal>, Condvar)>) {
         match inner.checkpoint() {
             Ok(()) => backoff = None,
             Err(e) => {
+                inner.checkpoint_failures.fetch_add(1, Ordering::Relaxed);
                 let next = backoff.map_or(Duration::from_secs(1), |b| {
                     (b * 2).min(inner.cfg.checkpoint_interval)
                 });
@@ -583,6 +586,7 @@ impl Store for EmbeddedStore {
                 .unwrap_or_else(|p| p.into_inner())
                 .open_minutes(),
             checkpoints: inner.checkpoints.load(Ordering::Relaxed),
+            checkpoint_failures: inner.checkpoint_failures.load(Ordering::Relaxed),
             last_checkpoint_secs: inner.last_checkpoint_micros.load(Ordering::Relaxed) as f64 / 1e6,
         }
     }

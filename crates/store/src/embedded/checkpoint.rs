@@ -33,7 +33,7 @@ impl Inner {
                 rx.recv().map_err(|_| StoreError::Closed)??
             }
         };
-        if let Err(e) = self.write_generation(&gen) {
+        if let Err(e) = self.write_generation(&gen, sealed) {
             *pending = Some((sealed, gen));
             return Err(e);
         }
@@ -49,10 +49,15 @@ impl Inner {
         Ok(())
     }
 
-    fn write_generation(&self, gen: &Arc<Generation>) -> Result<(), StoreError> {
+    fn write_generation(&self, gen: &Arc<Generation>, sealed: u64) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write().map_err(engine)?;
         txn.set_durability(redb::Durability::Immediate);
         self.fill_txn(&txn, gen)?;
+        // In the same transaction: these segments must never be replayed.
+        txn.open_table(META)
+            .map_err(engine)?
+            .insert(WAL_APPLIED_THROUGH, sealed)
+            .map_err(engine)?;
         let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
         txn.commit().map_err(engine)?;
         self.head.write().unwrap_or_else(|p| p.into_inner()).frozen = None;
@@ -96,7 +101,7 @@ impl Inner {
             .next_id();
         txn.open_table(META)
             .map_err(engine)?
-            .insert("next_series_id", next)
+            .insert(NEXT_SERIES_ID, next)
             .map_err(engine)?;
         Ok(())
     }

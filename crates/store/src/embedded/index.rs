@@ -97,6 +97,12 @@ impl SeriesIndex {
         self.next_id
     }
 
+    /// Never hands out ids below `next` (ids of series lost with a damaged
+    /// log segment may still own blocks).
+    pub fn reserve_ids(&mut self, next: SeriesId) {
+        self.next_id = self.next_id.max(next);
+    }
+
     pub fn get(&self, id: SeriesId) -> Option<&Arc<SeriesMeta>> {
         self.series.get(&id)
     }

@@ -11,13 +11,7 @@ use redb::{Database, ReadableTable};
 pub fn init_tables(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(engine)?;
     {
-        txn.open_table(SERIES).map_err(engine)?;
-        txn.open_table(LAST_SEEN).map_err(engine)?;
-        txn.open_table(BLOCKS).map_err(engine)?;
-        txn.open_table(BATCHES).map_err(engine)?;
-        txn.open_table(BATCH_EXPIRY).map_err(engine)?;
-        txn.open_table(KEYS).map_err(engine)?;
-        txn.open_table(APPS).map_err(engine)?;
+        // The version first: a newer layout may have changed other tables.
         let mut meta = txn.open_table(META).map_err(engine)?;
         let found = meta
             .get("format_version")
@@ -36,9 +30,23 @@ pub fn init_tables(db: &Database) -> Result<(), StoreError> {
                     .map_err(engine)?;
             }
         }
+        txn.open_table(SERIES).map_err(engine)?;
+        txn.open_table(LAST_SEEN).map_err(engine)?;
+        txn.open_table(BLOCKS).map_err(engine)?;
+        txn.open_table(BATCHES).map_err(engine)?;
+        txn.open_table(BATCH_EXPIRY).map_err(engine)?;
+        txn.open_table(KEYS).map_err(engine)?;
+        txn.open_table(APPS).map_err(engine)?;
     }
     txn.commit().map_err(engine)?;
     Ok(())
+}
+
+/// A u64 from the META table (0 when absent).
+pub fn meta_u64(db: &Database, key: &str) -> Result<u64, StoreError> {
+    let txn = db.begin_read().map_err(engine)?;
+    let meta = txn.open_table(META).map_err(engine)?;
+    Ok(meta.get(key).map_err(engine)?.map_or(0, |v| v.value()))
 }
 
 pub fn load_index(db: &Database, index: &mut SeriesIndex) -> Result<(), StoreError> {
@@ -50,6 +58,7 @@ pub fn load_index(db: &Database, index: &mut SeriesIndex) -> Result<(), StoreErr
             .map_err(|e| StoreError::Engine(format!("series table holds a bad definition: {e}")))?;
         index.insert(def, true);
     }
+    index.reserve_ids(meta_u64(db, NEXT_SERIES_ID)?);
     let last_seen = txn.open_table(LAST_SEEN).map_err(engine)?;
     for entry in last_seen.iter().map_err(engine)? {
         let (k, v) = entry.map_err(engine)?;

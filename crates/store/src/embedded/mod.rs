@@ -144,7 +144,8 @@ impl EmbeddedStore {
         meta::init_tables(&db)?;
         let mut index = SeriesIndex::default();
         meta::load_index(&db, &mut index)?;
-        let (wal, records) = wal::Wal::open(&wal_dir)?;
+        let applied = meta::meta_u64(&db, tables::WAL_APPLIED_THROUGH)?;
+        let (wal, records) = wal::Wal::open(&wal_dir, applied)?;
         let mut head = Head::default();
         let mut batches = HashMap::new();
         let replayed = records.len();
@@ -232,7 +233,8 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
 /// Checkpoints every interval (or when asked) and applies retention every
 /// hour, until stopped.
 fn background(inner: Arc<Inner>, signal: Arc<(Mutex<Signal>, Condvar)>) {
-    let mut last_retention = Instant::now() - Duration::from_secs(3_600);
+    // The first retention pass runs after the first checkpoint.
+    let mut last_retention: Option<Instant> = None;
     // After a failure, wait this long (doubling, up to the interval) even
     // when pushes ask for a checkpoint, so a full disk is not hammered.
     let mut backoff: Option<Duration> = None;
@@ -263,8 +265,8 @@ fn background(inner: Arc<Inner>, signal: Arc<(Mutex<Signal>, Condvar)>) {
                 backoff = Some(next);
             }
         }
-        if last_retention.elapsed() >= Duration::from_secs(3_600) {
-            last_retention = Instant::now();
+        if last_retention.is_none_or(|t| t.elapsed() >= Duration::from_secs(3_600)) {
+            last_retention = Some(Instant::now());
             if let Err(e) = inner.apply_retention(now_secs() as i64) {
                 tracing::error!("retention failed, will retry: {e}");
             }
@@ -566,6 +568,16 @@ impl Store for EmbeddedStore {
             std::fs::copy(entry.path(), dest.join("wal").join(entry.file_name()))
                 .map_err(StoreError::from_io)?;
         }
+        // The copy is only a backup once it is on disk.
+        File::open(dest.join("minutely.redb"))?
+            .sync_all()
+            .map_err(StoreError::from_io)?;
+        for entry in std::fs::read_dir(dest.join("wal"))? {
+            File::open(entry?.path())?
+                .sync_all()
+                .map_err(StoreError::from_io)?;
+        }
+        File::open(dest.join("wal"))?.sync_all()?;
         File::open(dest)?.sync_all()?;
         Ok(())
     }

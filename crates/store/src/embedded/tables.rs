@@ -20,8 +20,12 @@ pub const BATCH_EXPIRY: TableDefinition<(i64, u128), ()> = TableDefinition::new(
 pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 /// app name -> JSON app record.
 pub const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
-/// "format_version", "next_series_id".
+/// "format_version", "next_series_id", "wal_applied_through".
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// META key: the newest log segment whose records are all in redb.
+pub const WAL_APPLIED_THROUGH: &str = "wal_applied_through";
+/// META key: the next series id (ids are never reused).
+pub const NEXT_SERIES_ID: &str = "next_series_id";
 
 /// Converts any redb error; a full disk becomes `DiskFull` so pushes get 503.
 pub fn engine<E: std::fmt::Display>(e: E) -> StoreError {

@@ -255,3 +255,36 @@ fn retention_drops_old_blocks() {
         vec![(t0, 1.0)]
     );
 }
+
+#[test]
+fn crash_between_checkpoint_commit_and_log_deletion_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = base();
+    let saved = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store
+            .push(req(
+                Some("b"),
+                vec![point(Kind::Counter, "orders", t0 as f64, 5.0, &[])],
+            ))
+            .unwrap();
+        // Keep the log segment as it was before the checkpoint deletes it.
+        for e in std::fs::read_dir(dir.path().join("wal")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), saved.path().join(e.file_name())).unwrap();
+        }
+        store.checkpoint().unwrap();
+        store.close().unwrap();
+    }
+    // As if the process died after the commit but before the deletion.
+    for e in std::fs::read_dir(saved.path()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join("wal").join(e.file_name())).unwrap();
+    }
+    let store = open(dir.path());
+    assert_eq!(
+        counter_sums(&store, Resolution::Minute, t0, t0 + 60),
+        vec![(t0, 5.0)]
+    );
+}

@@ -50,15 +50,19 @@ fn segments(dir: &Path) -> Result<Vec<u64>, StoreError> {
 impl Wal {
     /// Opens the log, returning every record still in it (oldest first) and
     /// a writer on a fresh segment.
-    pub fn open(dir: &Path) -> Result<(Wal, Vec<Record>), StoreError> {
+    /// Segments up to `applied_through` are already in redb (a crash came
+    /// between a checkpoint's commit and their deletion): they are deleted,
+    /// not replayed, so no point counts twice.
+    pub fn open(dir: &Path, applied_through: u64) -> Result<(Wal, Vec<Record>), StoreError> {
         fs::create_dir_all(dir).map_err(StoreError::from_io)?;
+        Wal::remove_through(dir, applied_through)?;
         let seqs = segments(dir)?;
         let mut records = Vec::new();
         for (i, &seq) in seqs.iter().enumerate() {
             let newest = i + 1 == seqs.len();
             read_segment(&segment_path(dir, seq), newest, &mut records)?;
         }
-        let seq = seqs.last().map_or(1, |s| s + 1);
+        let seq = seqs.last().copied().unwrap_or(0).max(applied_through) + 1;
         let file = create_segment(dir, seq)?;
         Ok((
             Wal {
@@ -225,7 +229,7 @@ mod tests {
     fn replays_across_segments_and_cuts_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut wal, recs) = Wal::open(dir.path()).unwrap();
+            let (mut wal, recs) = Wal::open(dir.path(), 0).unwrap();
             assert!(recs.is_empty());
             wal.append(&[&rec(1), &rec(2)]).unwrap();
             wal.rotate().unwrap();
@@ -236,14 +240,14 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&newest).unwrap();
         f.write_all(&rec(4)[..5]).unwrap();
         drop(f);
-        let (_wal, recs) = Wal::open(dir.path()).unwrap();
+        let (_wal, recs) = Wal::open(dir.path(), 0).unwrap();
         let got: Vec<u64> = recs
             .iter()
             .map(|r| r.batch.as_ref().unwrap().accepted)
             .collect();
         assert_eq!(got, vec![1, 2, 3]);
         // The torn tail was cut, so the segment is now whole and not "newest".
-        let (_wal, recs) = Wal::open(dir.path()).unwrap();
+        let (_wal, recs) = Wal::open(dir.path(), 0).unwrap();
         assert_eq!(recs.len(), 3);
     }
 
@@ -251,19 +255,55 @@ mod tests {
     fn flipped_byte_in_sealed_segment_is_corruption() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut wal, _) = Wal::open(dir.path()).unwrap();
+            let (mut wal, _) = Wal::open(dir.path(), 0).unwrap();
             wal.append(&[&rec(1), &rec(2)]).unwrap();
         }
         let path = segment_path(dir.path(), 1);
         let mut bytes = fs::read(&path).unwrap();
         bytes[10] ^= 0xff;
         fs::write(&path, bytes).unwrap();
-        match Wal::open(dir.path()) {
+        match Wal::open(dir.path(), 0) {
             Err(StoreError::Corrupt { file, offset, .. }) => {
                 assert_eq!(file, path);
                 assert_eq!(offset, 0);
             }
             other => panic!("expected corruption, got {:?}", other.map(|_| ())),
         }
+    }
+}
+
+#[cfg(test)]
+mod applied_tests {
+    use super::*;
+    use crate::embedded::record::BatchEntry;
+
+    #[test]
+    fn segments_already_in_the_database_are_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = |n: u64| {
+            let mut buf = Vec::new();
+            Record {
+                batch: Some(BatchEntry {
+                    key: n as u128,
+                    ts: 0.0,
+                    accepted: n,
+                }),
+                ..Default::default()
+            }
+            .encode(&mut buf);
+            buf
+        };
+        {
+            let (mut wal, _) = Wal::open(dir.path(), 0).unwrap();
+            wal.append(&[&rec(1)]).unwrap();
+            wal.rotate().unwrap();
+            wal.append(&[&rec(2)]).unwrap();
+        }
+        // Segment 1 was checkpointed; the crash came before its deletion.
+        let (wal, recs) = Wal::open(dir.path(), 1).unwrap();
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].batch.as_ref().unwrap().accepted, 2);
+        assert_eq!(wal.seq, 3);
+        assert!(!segment_path(dir.path(), 1).exists());
     }
 }

@@ -41,7 +41,7 @@ pub struct ServeArgs {
     /// Data directory [default: ./minutely-data].
     #[arg(long, env = "MINUTELY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// StatsD UDP address, or `off` [default: 127.0.0.1:8125]. Reserved: the listener is not built yet.
+    /// Reserved for the StatsD listener (not built yet): accepted and ignored with a warning.
     #[arg(long, env = "MINUTELY_STATSD")]
     pub statsd: Option<String>,
     /// Fill the `webshop` demo app with a day of history and live data.
@@ -189,8 +189,10 @@ pub struct BackupArgs {
     /// Data directory of a stopped server.
     #[arg(long, env = "MINUTELY_DATA_DIR", default_value = "./minutely-data")]
     pub data_dir: PathBuf,
-    /// Admin key: ask the running server at `--endpoint` to write the backup.
-    #[arg(long, env = "MINUTELY_ADMIN_KEY", hide_env_values = true)]
+    /// Admin key: ask the running server at `--endpoint` to write the
+    /// backup (given explicitly, so a key in the environment never changes
+    /// which directory is backed up).
+    #[arg(long)]
     pub key: Option<String>,
     #[command(flatten)]
     pub endpoint: Endpoint,

@@ -21,6 +21,13 @@ pub fn run(args: KeysArgs) -> Result<()> {
     match args.action {
         KeysAction::Create { scope, app, name } => {
             let scope: Scope = scope.parse().map_err(anyhow::Error::msg)?;
+            if app == minutely_server::auth::ALL_APPS && scope != Scope::Admin {
+                anyhow::bail!("only admin keys may be for every app (--app '*'); push and read keys belong to one app");
+            }
+            if app != minutely_server::auth::ALL_APPS {
+                minutely_core::validate::validate_name(&app)
+                    .map_err(|_| anyhow::anyhow!("app name {app:?} is invalid: use 1-200 characters of A-Z a-z 0-9 _ . : - starting with a letter or _"))?;
+            }
             if app != minutely_server::auth::ALL_APPS
                 && !store.apps()?.iter().any(|a| a.name == app)
             {

@@ -77,10 +77,39 @@ fn keys_have_scopes_and_apps() {
         Some(&json!({"app": "default", "points": []})),
     );
     assert_eq!(code, 403);
+    // An admin key for every app may name the app, which must exist.
+    let (code, ans) = s.request(
+        "POST",
+        "/api/v1/push",
+        ADMIN_KEY,
+        Some(&json!({"app": "nope", "points": []})),
+    );
+    assert_eq!(code, 404, "{ans}");
+    let (code, _) = s.request(
+        "POST",
+        "/api/v1/push",
+        ADMIN_KEY,
+        Some(&json!({"app": "bad\u{0}app", "points": []})),
+    );
+    assert_eq!(code, 400);
+    let (code, ans) = s.request(
+        "POST",
+        "/api/v1/push",
+        ADMIN_KEY,
+        Some(&json!({"app": "blog", "points": [{"kind": "counter", "name": "posts", "value": 1}]})),
+    );
+    assert_eq!((code, ans["accepted"].clone()), (200, json!(1)));
     // The blog's read key reads the blog, not the default app, and cannot push or manage.
     let (code, ans) = s.query_with(blog_read, &[("metric", "posts"), ("from", "-5m")]);
     assert_eq!(code, 200, "{ans}");
     assert_eq!(ans["series"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        points(&ans["series"][0])
+            .iter()
+            .filter_map(|p| p.1)
+            .sum::<f64>(),
+        2.0
+    );
     assert_eq!(
         s.query_with(blog_read, &[("app", "default"), ("metric", "posts")])
             .0,

@@ -335,6 +335,21 @@ fn time_forms_empty_minutes_and_auto_step() {
         one(&ans),
         vec![(t0, Some(1.0)), (t0 + 60, None), (t0 + 120, Some(2.0))]
     );
+    // Data is read up to `to` (exclusive), also in a last bucket that `to` cuts.
+    let (_, ans) = s.query(&[
+        ("metric", "c"),
+        ("from", &t0.to_string()),
+        ("to", &(t0 + 119).to_string()),
+        ("step", "60"),
+    ]);
+    assert_eq!(one(&ans), vec![(t0, Some(1.0)), (t0 + 60, None)]);
+    let (_, ans) = s.query(&[
+        ("metric", "c"),
+        ("from", &t0.to_string()),
+        ("to", &(t0 + 121).to_string()),
+        ("step", "120"),
+    ]);
+    assert_eq!(one(&ans), vec![(t0, Some(1.0)), (t0 + 120, Some(2.0))]);
     // from is rounded down to its minute.
     let (_, ans) = s.query(&[
         ("metric", "c"),

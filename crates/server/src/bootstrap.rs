@@ -17,7 +17,13 @@ pub fn first_start(
     admin: Option<String>,
     now: i64,
 ) -> Result<Option<FirstKeys>, StoreError> {
-    if !store.keys()?.is_empty() {
+    // First start means: no admin key for every app yet (keys made with the
+    // CLI before the first start do not count).
+    if store
+        .keys()?
+        .iter()
+        .any(|k| k.scope == Scope::Admin && k.app == ALL_APPS)
+    {
         return Ok(None);
     }
     if !store.apps()?.iter().any(|a| a.name == "default") {
@@ -26,6 +32,7 @@ pub fn first_start(
             created: now,
         })?;
     }
+    // Push key first: if a crash came between the two, the next start makes both again.
     let (push, _) = create_key(store, "default", Scope::Push, "first push key", push, now)?;
     let (admin, _) = create_key(store, ALL_APPS, Scope::Admin, "first admin key", admin, now)?;
     Ok(Some(FirstKeys { push, admin }))

@@ -3,6 +3,7 @@
 
 use crate::auth::{create_key as make_key, ALL_APPS};
 use crate::error::{ApiError, ApiResult};
+use crate::push::read_body;
 use crate::{blocking, Shared};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -15,6 +16,9 @@ pub fn validate_app(name: &str) -> ApiResult<()> {
     minutely_core::validate::validate_name(name)
         .map_err(|_| ApiError::bad_request(format!("app name {name:?} is invalid: use 1-200 characters of A-Z a-z 0-9 _ . : - starting with a letter or _")))
 }
+
+/// These bodies are a few fields; read only after the key is checked.
+const SMALL_BODY: usize = 64 * 1024;
 
 /// Parses a small JSON body, naming the expected shape when it is wrong.
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> ApiResult<T> {
@@ -43,10 +47,11 @@ pub async fn list_apps(
 pub async fn create_app(
     State(st): State<Shared>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let caller = st.keys.authenticate(&headers)?;
     caller.require(Scope::Admin, ALL_APPS)?;
+    let body = read_body(body, SMALL_BODY).await?;
     let new: NewApp = json_body(&body, r#"{"name": "..."}"#)?;
     validate_app(&new.name)?;
     let record = AppRecord {
@@ -100,10 +105,11 @@ pub async fn create_key(
     State(st): State<Shared>,
     headers: HeaderMap,
     Path(app): Path<String>,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let caller = st.keys.authenticate(&headers)?;
     caller.require(Scope::Admin, &app)?;
+    let body = read_body(body, SMALL_BODY).await?;
     let new: NewKey = json_body(&body, r#"{"scope": "push|read|admin", "name": "..."}"#)?;
     app_exists(&st, &app)?;
     let scope: Scope = new.scope.parse().map_err(ApiError::bad_request)?;
@@ -152,10 +158,11 @@ pub struct BackupRequest {
 pub async fn backup(
     State(st): State<Shared>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> ApiResult<Json<serde_json::Value>> {
     let caller = st.keys.authenticate(&headers)?;
     caller.require(Scope::Admin, ALL_APPS)?;
+    let body = read_body(body, SMALL_BODY).await?;
     let req: BackupRequest = json_body(&body, r#"{"dest": "/absolute/path"}"#)?;
     let dest = std::path::PathBuf::from(&req.dest);
     if !dest.is_absolute() {

@@ -1,8 +1,9 @@
 //! The HTTP API of minutely (DESIGN section 3): push, query, the metrics
 //! catalogue, apps and keys, health and the server's own metrics.
 //!
-//! Handlers parse and check at the edge, then call the [`Store`] on a
-//! blocking thread: storage calls may wait for an fsync.
+//! Handlers parse and check at the edge, then call the [`Store`]; calls
+//! that write or may wait on the disk (push, query, keys, backup) run on a
+//! blocking thread, reads of in-memory state (catalogue) run inline.
 
 pub mod auth;
 pub mod bootstrap;

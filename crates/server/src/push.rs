@@ -191,12 +191,20 @@ async fn push_inner(
     let raw = read_body(body, limit).await?;
     let bytes = maybe_gunzip(headers, raw, limit)?;
     let parsed = parse_push(&bytes, st.now(), &st.cfg)?;
-    let app = match (parsed.app, caller.app.as_str()) {
+    let app = match (parsed.app.clone(), caller.app.as_str()) {
         (Some(a), _) => a,
         (None, ALL_APPS) => "default".to_string(),
         (None, own) => own.to_string(),
     };
     caller.require(Scope::Push, &app)?;
+    if parsed.app.is_some() {
+        crate::keys_api::validate_app(&app)?;
+        if !st.store.apps()?.iter().any(|a| a.name == app) {
+            return Err(ApiError::not_found(format!(
+                "no app {app:?}; create it with POST /api/v1/apps"
+            )));
+        }
+    }
     let (env, points, mut rejected) = (parsed.env, parsed.points, parsed.rejected);
     let req = PushRequest {
         app,
@@ -208,8 +216,12 @@ async fn push_inner(
     let outcome = blocking(move || store.push(req).map_err(ApiError::from)).await?;
     rejected.extend(outcome.rejected);
     rejected.sort_by_key(|r| r.index);
-    st.metrics
-        .count_points(outcome.accepted, outcome.duplicate, &rejected);
+    // A retried batch was counted the first time.
+    if outcome.duplicate {
+        st.metrics.count_duplicate();
+    } else {
+        st.metrics.count_points(outcome.accepted, &rejected);
+    }
     let mut answer = serde_json::json!({
         "accepted": outcome.accepted,
         "rejected": rejected.iter().map(|r| serde_json::json!({"index": r.index, "error": r.message})).collect::<Vec<_>>(),

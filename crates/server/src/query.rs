@@ -135,6 +135,8 @@ struct Plan {
     field_name: String,
     field: Option<Field>,
     grid: Grid,
+    /// End of the data to read (exclusive).
+    to: i64,
     filters: Vec<TagFilter>,
     group_by: Vec<String>,
     across: Across,
@@ -223,6 +225,7 @@ fn plan(input: QueryInput, caller: &Caller, now: f64) -> ApiResult<Plan> {
         field_name: input.field.unwrap_or_default(),
         field,
         grid: Grid::new(from, to, step),
+        to,
         filters,
         group_by,
         across,
@@ -293,8 +296,8 @@ pub fn run(
         .filter(|s| p.filters.iter().all(|f| f.matches(&s.tags)))
         .collect();
     let res = resolution_for(&p.grid, store, now as i64);
-    // The last bucket may reach past `to`; it reads to its end, within sane time.
-    let to = p.grid.start(p.grid.n).min(MAX_TIME as i64);
+    // Data up to `to` (exclusive): a last bucket cut by `to` holds only what came before it.
+    let to = p.to;
     let ids: Vec<_> = series.iter().map(|s| s.id).collect();
     let data = store.read(&ids, res, p.grid.from, to)?;
     let mut groups: BTreeMap<Tags, Vec<&[(i64, minutely_core::Agg)]>> = BTreeMap::new();

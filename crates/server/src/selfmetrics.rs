@@ -69,19 +69,19 @@ pub struct SelfMetrics {
 }
 
 impl SelfMetrics {
-    pub fn count_points(&self, accepted: usize, duplicate: bool, rejected: &[Rejected]) {
-        if duplicate {
-            self.duplicate_batches.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.points_accepted
-                .fetch_add(accepted as u64, Ordering::Relaxed);
-        }
+    pub fn count_points(&self, accepted: usize, rejected: &[Rejected]) {
+        self.points_accepted
+            .fetch_add(accepted as u64, Ordering::Relaxed);
         if !rejected.is_empty() {
             let mut map = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
             for r in rejected {
                 *map.entry(r.reason).or_default() += 1;
             }
         }
+    }
+
+    pub fn count_duplicate(&self) {
+        self.duplicate_batches.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn observe_push(&self, d: Duration, status: u16) {

@@ -1,0 +1,302 @@
+//! The client against the real server binary: what is recorded lands with
+//! exact sums and percentiles within 1%, from many threads, from probes,
+//! through the `metrics` recorder, and after the server was away.
+
+mod common;
+
+use common::{assert_within_1pct, exact_quantile, values, Server};
+use minutely_client::Client;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+const FLUSH: Duration = Duration::from_secs(20);
+const QS: [(&str, f64); 5] = [
+    ("p50", 0.5),
+    ("p75", 0.75),
+    ("p90", 0.9),
+    ("p99", 0.99),
+    ("p999", 0.999),
+];
+
+fn started(server: &Server) -> Client {
+    let client = Client::new();
+    client.start(server.config().build().unwrap()).unwrap();
+    client
+}
+
+fn check_distribution(server: &Server, metric: &str, tags: &[(&str, &str)], vals: &[f64]) {
+    assert_eq!(
+        server.value(metric, "count", tags),
+        Some(vals.len() as f64),
+        "{metric} count"
+    );
+    let sum: f64 = vals.iter().sum();
+    let got = server.value(metric, "sum", tags).unwrap();
+    assert!(
+        (got - sum).abs() <= 1e-9 * sum.abs(),
+        "{metric} sum {got} vs {sum}"
+    );
+    let min = vals.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(server.value(metric, "min", tags), Some(min));
+    assert_eq!(server.value(metric, "max", tags), Some(max));
+    for (field, q) in QS {
+        assert_within_1pct(
+            metric,
+            field,
+            server.value(metric, field, tags),
+            exact_quantile(vals, q),
+        );
+    }
+}
+
+#[test]
+fn helpers_land_with_exact_sums_and_percentiles() {
+    let server = Server::start();
+    let client = started(&server);
+    let eu = [("region", "eu")];
+    for _ in 0..1000 {
+        client.increment_counter("invoice_count", 1.0, &eu);
+    }
+    for _ in 0..4 {
+        client.increment_counter("invoice_count", 0.25, &eu);
+    }
+    client.increment_counter("invoice_count", -3.0, &eu);
+    client.increment_counter("invoice_count", 7.0, &[("region", "us")]);
+    for v in [5.0, 1.0, 9.0, 4.0] {
+        client.set_gauge("active_shoppers", v, &[("region", "eu"), ("shop", "main")]);
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    let vals = values(5_000, 7);
+    for (i, v) in vals.iter().enumerate() {
+        client.add_distribution_value("order_value", *v, &eu);
+        if i % 1000 == 0 {
+            // Spread the values over several pushes.
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+    // Dropped, not a panic: a NaN, a bad name, a bad tag.
+    client.increment_counter("invoice_count", f64::NAN, &eu);
+    client.set_gauge("bad name", 1.0, &[]);
+    client.set_gauge("fine", 1.0, &[("bad key", "x")]);
+
+    assert!(
+        client.flush(FLUSH),
+        "flush did not deliver: {:?}",
+        client.stats()
+    );
+    let stats = client.stats();
+    assert_eq!(
+        (
+            stats.values_dropped,
+            stats.points_rejected,
+            stats.points_dropped
+        ),
+        (3, 0, 0),
+        "{stats:?}"
+    );
+
+    assert_eq!(server.value("invoice_count", "sum", &eu), Some(998.0));
+    assert_eq!(
+        server.value("invoice_count", "sum", &[("region", "us")]),
+        Some(7.0)
+    );
+    let shop = [("shop", "main")];
+    assert_eq!(server.value("active_shoppers", "last", &shop), Some(4.0));
+    assert_eq!(server.value("active_shoppers", "min", &shop), Some(1.0));
+    assert_eq!(server.value("active_shoppers", "max", &shop), Some(9.0));
+    assert_eq!(server.value("active_shoppers", "mean", &shop), Some(4.75));
+    check_distribution(&server, "order_value", &eu, &vals);
+    assert!(client.shutdown(Duration::from_secs(5)));
+}
+
+#[test]
+fn recorder_lands_counters_gauges_and_histograms() {
+    let server = Server::start();
+    let client = started(&server);
+    let recorder = client.recorder();
+    let vals = values(3_000, 11);
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!("rec_hits", "route" => "/a").increment(3);
+        let kept = metrics::counter!("rec_hits", "route" => "/a");
+        kept.increment(4);
+        metrics::counter!("rec_hits", "route" => "/b").increment(1);
+        let conns = metrics::gauge!("rec_conns", "pool" => "db");
+        conns.set(10.0);
+        std::thread::sleep(Duration::from_millis(3));
+        conns.increment(5.0);
+        std::thread::sleep(Duration::from_millis(3));
+        conns.decrement(2.0);
+        let latency = metrics::histogram!("rec_latency", "route" => "/a");
+        for v in &vals {
+            latency.record(*v);
+        }
+        metrics::histogram!("rec_latency", "route" => "/a").record_many(0.5, 10);
+    });
+    // The helpers reach the same series as the recorder.
+    client.increment_counter("rec_hits", 2.0, &[("route", "/a")]);
+    assert!(client.flush(FLUSH), "{:?}", client.stats());
+
+    assert_eq!(
+        server.value("rec_hits", "sum", &[("route", "/a")]),
+        Some(9.0)
+    );
+    assert_eq!(
+        server.value("rec_hits", "sum", &[("route", "/b")]),
+        Some(1.0)
+    );
+    let db = [("pool", "db")];
+    assert_eq!(server.value("rec_conns", "last", &db), Some(13.0));
+    assert_eq!(server.value("rec_conns", "min", &db), Some(10.0));
+    assert_eq!(server.value("rec_conns", "max", &db), Some(15.0));
+    let mut all = vals.clone();
+    all.extend([0.5; 10]);
+    check_distribution(&server, "rec_latency", &[("route", "/a")], &all);
+    client.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn many_threads_record_at_once() {
+    const THREADS: usize = 8;
+    const CALLS: usize = 20_000;
+    let server = Server::start();
+    let client = started(&server);
+    let recorder = client.recorder();
+    let handle = metrics::with_local_recorder(&recorder, || metrics::counter!("mt_handle"));
+    let histogram = metrics::with_local_recorder(&recorder, || metrics::histogram!("mt_hist"));
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (client, handle, histogram) = (&client, &handle, &histogram);
+            s.spawn(move || {
+                let tag = format!("{}", t % 2);
+                for i in 0..CALLS {
+                    client.increment_counter("mt_count", 1.0, &[("kind", "all")]);
+                    client.increment_counter("mt_by_parity", 0.5, &[("parity", &tag)]);
+                    client.add_distribution_value("mt_dist", (i % 100 + 1) as f64, &[]);
+                    client.set_gauge("mt_gauge", t as f64, &[]);
+                    handle.increment(1);
+                    histogram.record((i % 1000 + 1) as f64);
+                }
+            });
+        }
+    });
+    assert!(client.flush(FLUSH), "{:?}", client.stats());
+    let n = (THREADS * CALLS) as f64;
+    assert_eq!(server.value("mt_count", "sum", &[("kind", "all")]), Some(n));
+    assert_eq!(
+        server.value("mt_by_parity", "sum", &[("parity", "0")]),
+        Some(n / 4.0)
+    );
+    assert_eq!(
+        server.value("mt_by_parity", "sum", &[("parity", "1")]),
+        Some(n / 4.0)
+    );
+    assert_eq!(server.value("mt_handle", "sum", &[]), Some(n));
+    assert_eq!(server.value("mt_gauge", "min", &[]), Some(0.0));
+    assert_eq!(
+        server.value("mt_gauge", "max", &[]),
+        Some((THREADS - 1) as f64)
+    );
+    let dist: Vec<f64> = (0..THREADS * CALLS)
+        .map(|i| ((i % CALLS) % 100 + 1) as f64)
+        .collect();
+    check_distribution(&server, "mt_dist", &[], &dist);
+    let hist: Vec<f64> = (0..THREADS * CALLS)
+        .map(|i| ((i % CALLS) % 1000 + 1) as f64)
+        .collect();
+    check_distribution(&server, "mt_hist", &[], &hist);
+    client.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn probes_run_repeatedly_and_a_panicking_probe_does_not_stop_the_others() {
+    let server = Server::start();
+    let client = Client::new();
+    let config = server
+        .config()
+        .probe_interval(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    client.start(config).unwrap();
+
+    let runs = Arc::new(AtomicU64::new(0));
+    let (c, r) = (client.clone(), runs.clone());
+    client.probes().register("counting", move || {
+        r.fetch_add(1, SeqCst);
+        c.increment_counter("probe_runs", 1.0, &[]);
+    });
+    let panics = Arc::new(AtomicU64::new(0));
+    let p = panics.clone();
+    client.probes().register("panicking", move || {
+        p.fetch_add(1, SeqCst);
+        panic!("this probe always fails");
+    });
+    let (in_flight, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (f, m) = (in_flight.clone(), most.clone());
+    client.probes().register("slow", move || {
+        let now = f.fetch_add(1, SeqCst) + 1;
+        m.fetch_max(now, SeqCst);
+        std::thread::sleep(Duration::from_millis(500));
+        f.fetch_sub(1, SeqCst);
+    });
+
+    std::thread::sleep(Duration::from_millis(1_700));
+    client.probes().clear();
+    std::thread::sleep(Duration::from_millis(600));
+
+    let (runs, panics) = (runs.load(SeqCst), panics.load(SeqCst));
+    assert!(runs >= 5, "the counting probe ran {runs} times");
+    assert!(panics >= 5, "the panicking probe ran {panics} times");
+    assert_eq!(most.load(SeqCst), 1, "a running probe was started again");
+    assert!(client.flush(FLUSH), "{:?}", client.stats());
+    assert_eq!(server.value("probe_runs", "sum", &[]), Some(runs as f64));
+    client.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn buffered_data_arrives_after_the_server_comes_back() {
+    let mut server = Server::start();
+    let client = started(&server);
+    for _ in 0..10 {
+        client.increment_counter("outage_count", 1.0, &[]);
+    }
+    assert!(client.flush(FLUSH), "{:?}", client.stats());
+    assert_eq!(server.value("outage_count", "sum", &[]), Some(10.0));
+
+    server.stop();
+    let vals = values(2_000, 3);
+    for (i, v) in vals.iter().enumerate() {
+        client.increment_counter("outage_count", 1.0, &[]);
+        client.add_distribution_value("outage_dist", *v, &[]);
+        if i % 500 == 0 {
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let away = client.stats();
+    assert!(
+        away.pushes_failed > 0,
+        "no push failed while the server was away: {away:?}"
+    );
+    assert!(
+        !client.flush(Duration::from_millis(300)),
+        "flush cannot deliver without a server"
+    );
+
+    server.restart();
+    assert!(client.flush(FLUSH), "{:?}", client.stats());
+    let stats = client.stats();
+    assert_eq!(
+        (
+            stats.buffered_points,
+            stats.points_dropped,
+            stats.points_rejected
+        ),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(server.value("outage_count", "sum", &[]), Some(2_010.0));
+    check_distribution(&server, "outage_dist", &[], &vals);
+    client.shutdown(Duration::from_secs(5));
+}

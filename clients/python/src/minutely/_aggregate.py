@@ -45,12 +45,15 @@ def _numbers(values):
 
 def counter_total(values):
     """(sum of the good values, how many were bad). Ints add exactly."""
-    if set(map(type, values)) <= _PLAIN:
-        total = sum(values)
-        if type(total) is int:
-            return total, 0
-        if total - total == 0:  # finite
-            return fsum(values), 0
+    try:
+        total = sum(values)  # in C; a str or None raises
+        kind = type(total)
+        if kind is int and -_LIMIT < total < _LIMIT:
+            return total, 0  # only ints and bools give an int
+        if kind is float and total - total == 0:
+            return fsum(values), 0  # finite; fsum for an exact rounding
+    except Exception:
+        pass
     good, bad = _numbers(values)
     total = sum(good)
     if type(total) is float:
@@ -60,18 +63,28 @@ def counter_total(values):
     return total, bad
 
 
-def floats_of(values):
-    """(finite floats, how many values were bad)."""
+def gauge_values(values):
+    """(values as plain finite numbers, how many were bad)."""
     try:
-        types = set(map(type, values))
-        if types <= _PLAIN:
-            floats = list(map(float, values)) if int in types else values
-            if isfinite(fsum(floats)):
-                return floats, 0
-    except (ValueError, OverflowError):  # inf + -inf, or an int beyond float
+        total = sum(values)
+        if type(total) in _PLAIN and total - total == 0:
+            return values, 0
+    except Exception:
+        pass
+    return _numbers(values)
+
+
+def floats_of(values):
+    """(finite numbers with their exact sum, how many values were bad)."""
+    try:
+        total = fsum(values)  # converts in C; refuses str and None
+        if isfinite(total) and set(map(type, values)) <= _PLAIN:
+            return values, total, 0
+    except Exception:  # TypeError, or ValueError/OverflowError for inf - inf
         pass
     good, bad = _numbers(values)
-    return [float(v) for v in good], bad
+    good = [float(v) for v in good]
+    return good, fsum(good), bad
 
 
 class MinuteAgg:
@@ -107,21 +120,37 @@ class MinuteAgg:
         g[3] += value
         g[4] += 1
 
-    def add_dist(self, skey, floats):
-        if not floats:
+    def add_gauge_many(self, skey, values, now):
+        """Values set in order up to ``now``: the last one counts as set at
+        ``now``."""
+        last, lo, hi, total = values[-1], min(values), max(values), sum(values)
+        g = self.gauges.get(skey)
+        if g is None:
+            self.gauges[skey] = [last, lo, hi, total, len(values), now]
             return
+        if now >= g[5]:
+            g[0] = last
+            g[5] = now
+        if lo < g[1]:
+            g[1] = lo
+        if hi > g[2]:
+            g[2] = hi
+        g[3] += total
+        g[4] += len(values)
+
+    def add_dist(self, skey, values, total):
+        """Finite numbers with their sum ``total``."""
         d = self.dists.get(skey)
+        lo, hi = min(values), max(values)
         if d is None:
-            d = self.dists[skey] = [0, 0.0, floats[0], floats[0], Counter(), Counter(), 0]
-        d[0] += len(floats)
-        d[1] += fsum(floats)
-        lo = min(floats)
-        hi = max(floats)
+            d = self.dists[skey] = [0, 0.0, lo, hi, Counter(), Counter(), 0]
+        d[0] += len(values)
+        d[1] += total
         if lo < d[2]:
             d[2] = lo
         if hi > d[3]:
             d[3] = hi
-        d[6] += _sketch.add_values(d[4], d[5], floats)
+        d[6] += _sketch.add_values(d[4], d[5], values)
 
     def points(self):
         """The minute as push points (JSON-ready dicts)."""
@@ -134,7 +163,7 @@ class MinuteAgg:
             out.append(p)
         for (name, tags), (last, lo, hi, total, count, last_ts) in self.gauges.items():
             p = {"kind": GAUGE, "name": name, "ts": round(last_ts, 3),
-                 "summary": {"last": last, "min": lo, "max": hi, "sum": total, "count": count}}
+                 "summary": {"last": +last, "min": +lo, "max": +hi, "sum": total, "count": count}}
             if tags:
                 p["tags"] = dict(tags)
             out.append(p)

@@ -14,6 +14,10 @@ tags and value, logs a bad one once per name and drops it, and maps the fast
 key to the series' buffer. Values are checked again when folded, so a bad
 value that reaches a known series is dropped and logged there.
 
+A gauge value carries the time of the fold that takes it (at most one push
+interval after it was set, and within the minute it was set in): that time
+decides which value is "last" when several processes set the same series.
+
 Tag values that compare equal in Python (``True``, ``1`` and ``1.0``) share a
 fast key and so take the text of the first one a process saw.
 """
@@ -100,13 +104,13 @@ on_new_series = None
 
 
 def set_gauge(name, value, tags=None):
-    """Sets gauge ``name`` to ``value``. Each minute keeps the last value
-    (by time), min, max, sum and count."""
+    """Sets gauge ``name`` to ``value``. Each minute keeps the last value,
+    min, max, sum and count."""
     try:
         buf = _gauges[(name, tuple(tags.items())) if tags else name]
     except Exception:
         return _slow(GAUGE, name, value, tags)
-    buf.append((value, time()))
+    buf.append(value)
     if len(buf) >= BUF_CAP:
         _fold_full(buf)
 
@@ -255,7 +259,7 @@ def _slow_inner(kind, name, value, tags):
             known[1] += 1
         s.fast_keys.add(fast)
         (_counters if kind is COUNTER else _gauges if kind is GAUGE else _dists)[fast] = s.buf
-        s.buf.append((value, time()) if kind is GAUGE else value)
+        s.buf.append(value)
 
 
 # --- folding (lock held) ------------------------------------------------------
@@ -270,31 +274,29 @@ def _fold(s, now):
     values = buf[:n]
     del buf[:n]
     s.idle = 0
+    try:
+        _fold_values(s, values, now)
+    except Exception:  # values that defeat even the careful path
+        global _bad_values
+        _bad_values += len(values)
+        _warn_once(("fold", s.skey[0]), "minutely: could not aggregate values of %r; "
+                   "dropped", s.skey[0])
+
+
+def _fold_values(s, values, now):
     name = s.skey[0]
     if s.kind is COUNTER:
         total, bad = agg.counter_total(values)
         if len(values) > bad:
             _outbox.minute(int(now // 60) * 60).add_counter(s.skey, total)
     elif s.kind is DISTRIBUTION:
-        floats, bad = agg.floats_of(values)
-        if floats:
-            _outbox.minute(int(now // 60) * 60).add_dist(s.skey, floats)
+        good, total, bad = agg.floats_of(values)
+        if good:
+            _outbox.minute(int(now // 60) * 60).add_dist(s.skey, good, total)
     else:
-        bad = 0
-        minute, a = None, None
-        for v, ts in values:
-            if type(v) is not float and type(v) is not int:
-                v = agg.number(v)
-                if v is None:
-                    bad += 1
-                    continue
-            elif v - v != 0:
-                bad += 1
-                continue
-            m = int(ts // 60) * 60
-            if m != minute:
-                minute, a = m, _outbox.minute(m)
-            a.add_gauge(s.skey, v, ts)
+        good, bad = agg.gauge_values(values)
+        if good:
+            _outbox.minute(int(now // 60) * 60).add_gauge_many(s.skey, good, now)
     if bad:
         global _bad_values
         _bad_values += bad

@@ -59,7 +59,13 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|n| {
             timed(
                 n,
-                |_| client.increment_counter(black_box("requests"), 1.0, &[("route", "/api"), ("status", "200")]),
+                |_| {
+                    client.increment_counter(
+                        black_box("requests"),
+                        1.0,
+                        &[("route", "/api"), ("status", "200")],
+                    )
+                },
                 &nothing,
             )
         })
@@ -67,61 +73,123 @@ fn bench(c: &mut Criterion) {
     g.bench_function("minutely recorder counter!", |b| {
         metrics::with_local_recorder(&ours, || {
             b.iter_custom(|n| {
-                timed(n, |_| metrics::counter!("requests", "route" => "/api", "status" => "200").increment(1), &nothing)
+                timed(
+                    n,
+                    |_| {
+                        metrics::counter!("requests", "route" => "/api", "status" => "200")
+                            .increment(1)
+                    },
+                    &nothing,
+                )
             })
         })
     });
     g.bench_function("prometheus counter!", |b| {
         metrics::with_local_recorder(&prom, || {
             b.iter_custom(|n| {
-                timed(n, |_| metrics::counter!("requests", "route" => "/api", "status" => "200").increment(1), &upkeep)
+                timed(
+                    n,
+                    |_| {
+                        metrics::counter!("requests", "route" => "/api", "status" => "200")
+                            .increment(1)
+                    },
+                    &upkeep,
+                )
             })
         })
     });
     let h = metrics::with_local_recorder(&ours, || metrics::counter!("requests_h"));
-    g.bench_function("minutely handle increment", |b| b.iter_custom(|n| timed(n, |_| h.increment(1), &nothing)));
+    g.bench_function("minutely handle increment", |b| {
+        b.iter_custom(|n| timed(n, |_| h.increment(1), &nothing))
+    });
     let h = metrics::with_local_recorder(&prom, || metrics::counter!("requests_h"));
-    g.bench_function("prometheus handle increment", |b| b.iter_custom(|n| timed(n, |_| h.increment(1), &upkeep)));
+    g.bench_function("prometheus handle increment", |b| {
+        b.iter_custom(|n| timed(n, |_| h.increment(1), &upkeep))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("gauge");
     g.bench_function("minutely set_gauge", |b| {
-        b.iter_custom(|n| timed(n, |i| client.set_gauge(black_box("active"), i as f64, &[("region", "eu")]), &nothing))
+        b.iter_custom(|n| {
+            timed(
+                n,
+                |i| client.set_gauge(black_box("active"), i as f64, &[("region", "eu")]),
+                &nothing,
+            )
+        })
     });
     g.bench_function("minutely recorder gauge!", |b| {
         metrics::with_local_recorder(&ours, || {
-            b.iter_custom(|n| timed(n, |i| metrics::gauge!("active", "region" => "eu").set(i as f64), &nothing))
+            b.iter_custom(|n| {
+                timed(
+                    n,
+                    |i| metrics::gauge!("active", "region" => "eu").set(i as f64),
+                    &nothing,
+                )
+            })
         })
     });
     g.bench_function("prometheus gauge!", |b| {
         metrics::with_local_recorder(&prom, || {
-            b.iter_custom(|n| timed(n, |i| metrics::gauge!("active", "region" => "eu").set(i as f64), &upkeep))
+            b.iter_custom(|n| {
+                timed(
+                    n,
+                    |i| metrics::gauge!("active", "region" => "eu").set(i as f64),
+                    &upkeep,
+                )
+            })
         })
     });
     let h = metrics::with_local_recorder(&ours, || metrics::gauge!("active_h"));
-    g.bench_function("minutely handle set", |b| b.iter_custom(|n| timed(n, |i| h.set(i as f64), &nothing)));
+    g.bench_function("minutely handle set", |b| {
+        b.iter_custom(|n| timed(n, |i| h.set(i as f64), &nothing))
+    });
     let h = metrics::with_local_recorder(&prom, || metrics::gauge!("active_h"));
-    g.bench_function("prometheus handle set", |b| b.iter_custom(|n| timed(n, |i| h.set(i as f64), &upkeep)));
+    g.bench_function("prometheus handle set", |b| {
+        b.iter_custom(|n| timed(n, |i| h.set(i as f64), &upkeep))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("distribution");
     g.bench_function("minutely add_distribution_value", |b| {
-        b.iter_custom(|n| timed(n, |i| client.add_distribution_value(black_box("latency"), v(i), &[("route", "/api")]), &nothing))
+        b.iter_custom(|n| {
+            timed(
+                n,
+                |i| client.add_distribution_value(black_box("latency"), v(i), &[("route", "/api")]),
+                &nothing,
+            )
+        })
     });
     g.bench_function("minutely recorder histogram!", |b| {
         metrics::with_local_recorder(&ours, || {
-            b.iter_custom(|n| timed(n, |i| metrics::histogram!("latency", "route" => "/api").record(v(i)), &nothing))
+            b.iter_custom(|n| {
+                timed(
+                    n,
+                    |i| metrics::histogram!("latency", "route" => "/api").record(v(i)),
+                    &nothing,
+                )
+            })
         })
     });
     g.bench_function("prometheus histogram!", |b| {
         metrics::with_local_recorder(&prom, || {
-            b.iter_custom(|n| timed(n, |i| metrics::histogram!("latency", "route" => "/api").record(v(i)), &upkeep))
+            b.iter_custom(|n| {
+                timed(
+                    n,
+                    |i| metrics::histogram!("latency", "route" => "/api").record(v(i)),
+                    &upkeep,
+                )
+            })
         })
     });
     let h = metrics::with_local_recorder(&ours, || metrics::histogram!("latency_h"));
-    g.bench_function("minutely handle record", |b| b.iter_custom(|n| timed(n, |i| h.record(v(i)), &nothing)));
+    g.bench_function("minutely handle record", |b| {
+        b.iter_custom(|n| timed(n, |i| h.record(v(i)), &nothing))
+    });
     let h = metrics::with_local_recorder(&prom, || metrics::histogram!("latency_h"));
-    g.bench_function("prometheus handle record", |b| b.iter_custom(|n| timed(n, |i| h.record(v(i)), &upkeep)));
+    g.bench_function("prometheus handle record", |b| {
+        b.iter_custom(|n| timed(n, |i| h.record(v(i)), &upkeep))
+    });
     g.finish();
 }
 

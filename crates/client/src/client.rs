@@ -38,13 +38,16 @@ impl CallKey {
 /// `None` marks a call that names no valid series: later calls drop quietly.
 pub(crate) type Slot<C> = Option<Arc<Series<C>>>;
 
+/// A series' identity: name and tags (sorted).
+type SeriesKey = (String, BTreeMap<String, String>);
+
 /// All series of one kind: by helper call, by `metrics::Key`, and by their
 /// canonical (name, sorted tags) so that every way of naming a series
 /// reaches the same cell.
 pub(crate) struct Kind<C> {
     pub calls: Registry<CallKey, Slot<C>>,
     pub keys: Registry<metrics::Key, Slot<C>>,
-    canonical: Mutex<HashMap<(String, BTreeMap<String, String>), Arc<Series<C>>>>,
+    canonical: Mutex<HashMap<SeriesKey, Arc<Series<C>>>>,
     kind: &'static str,
 }
 

@@ -201,7 +201,7 @@ impl Builder {
         let tls = cfg!(feature = "tls");
         let scheme_ok =
             endpoint.starts_with("http://") || (tls && endpoint.starts_with("https://"));
-        if !scheme_ok || endpoint.split("://").nth(1).map_or(true, str::is_empty) {
+        if !scheme_ok || endpoint.split("://").nth(1).is_none_or(str::is_empty) {
             return Err(ConfigError::Endpoint(self.endpoint));
         }
         let push_url = if endpoint.ends_with("/api/v1/push") {

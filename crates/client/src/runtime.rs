@@ -44,7 +44,7 @@ struct State {
 }
 
 fn wall() -> f64 {
-    crate::series::now_ms() as f64 / 1000.0
+    crate::series::precise_now_ms() as f64 / 1000.0
 }
 
 /// The first multiple of `every` seconds after `now`, and never later than
@@ -283,7 +283,7 @@ fn sender(shared: &Shared, client: &Client, config: &Config) {
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(config.timeout.min(Duration::from_secs(5)))
         .build();
-    let mut jitter = Jitter(crate::series::now_ms() as u64 | 1);
+    let mut jitter = Jitter(crate::series::precise_now_ms() as u64 | 1);
     let mut failures = 0u32;
     let mut retry_at: Option<Instant> = None;
     loop {
@@ -300,7 +300,7 @@ fn sender(shared: &Shared, client: &Client, config: &Config) {
                     s.retry_now = false;
                     retry_at = None;
                 }
-                if retry_at.map_or(true, |t| now >= t) {
+                if retry_at.is_none_or(|t| now >= t) {
                     if let Some(b) = s.buffer.front() {
                         break (b, s.stopping);
                     }

@@ -38,8 +38,32 @@ impl<C> Series<C> {
     }
 }
 
-/// Unix time in milliseconds.
+/// Unix time in milliseconds from the coarse clock: it ticks every 1-4 ms
+/// and reads in a few nanoseconds, where the precise clock costs 20-40 ns
+/// on virtual machines; a gauge's timestamp needs no more than that.
+#[cfg(target_os = "linux")]
+#[inline]
 pub fn now_ms() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+        // `time_t` and `c_long` are 32 bits on some targets.
+        #[allow(clippy::unnecessary_cast)]
+        return ts.tv_sec as i64 * 1000 + ts.tv_nsec as i64 / 1_000_000;
+    }
+    precise_now_ms()
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn now_ms() -> i64 {
+    precise_now_ms()
+}
+
+/// Unix time in milliseconds.
+pub fn precise_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -96,7 +120,7 @@ impl CounterCell {
         let float = f64::from_bits(self.float.swap(0, Relaxed));
         // A value added while we swapped is kept for the next window, so a
         // non-zero remainder is never left behind.
-        (touched || int != 0 || float != 0.0).then(|| int as f64 + float)
+        (touched || int != 0 || float != 0.0).then_some(int as f64 + float)
     }
 }
 

@@ -246,8 +246,8 @@ fn probes_run_repeatedly_and_a_panicking_probe_does_not_stop_the_others() {
     std::thread::sleep(Duration::from_millis(600));
 
     let (runs, panics) = (runs.load(SeqCst), panics.load(SeqCst));
-    assert!(runs >= 5, "the counting probe ran {runs} times");
-    assert!(panics >= 5, "the panicking probe ran {panics} times");
+    assert!(runs >= 3, "the counting probe ran {runs} times");
+    assert!(panics >= 3, "the panicking probe ran {panics} times");
     assert_eq!(most.load(SeqCst), 1, "a running probe was started again");
     assert!(client.flush(FLUSH), "{:?}", client.stats());
     assert_eq!(server.value("probe_runs", "sum", &[]), Some(runs as f64));

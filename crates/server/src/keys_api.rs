@@ -113,14 +113,12 @@ pub async fn create_key(
     let new: NewKey = json_body(&body, r#"{"scope": "push|read|admin", "name": "..."}"#)?;
     app_exists(&st, &app)?;
     let scope: Scope = new.scope.parse().map_err(ApiError::bad_request)?;
-    let (secret, record) = make_key(
-        st.store.as_ref(),
-        &app,
-        scope,
-        &new.name,
-        None,
-        st.now() as i64,
-    )?;
+    let (store, now, key_app) = (st.store.clone(), st.now() as i64, app.clone());
+    let (secret, record) = blocking(move || {
+        let made = make_key(store.as_ref(), &key_app, scope, &new.name, None, now)?;
+        Ok(made)
+    })
+    .await?;
     st.keys.reload(st.store.as_ref())?;
     Ok((
         StatusCode::CREATED,
@@ -137,8 +135,13 @@ pub async fn revoke_key(
 ) -> ApiResult<StatusCode> {
     let caller = st.keys.authenticate(&headers)?;
     caller.require(Scope::Admin, &app)?;
-    let belongs = st.store.keys()?.iter().any(|k| k.id == id && k.app == app);
-    if !belongs || !st.store.revoke_key(&id)? {
+    let (store, key_app, key_id) = (st.store.clone(), app.clone(), id.clone());
+    let revoked = blocking(move || {
+        let belongs = store.keys()?.iter().any(|k| k.id == key_id && k.app == key_app);
+        Ok(belongs && store.revoke_key(&key_id)?)
+    })
+    .await?;
+    if !revoked {
         return Err(ApiError::not_found(format!(
             "app {app:?} has no key {id:?}"
         )));

@@ -80,6 +80,7 @@ class Pusher:
         self._failures = 0
         self._backoff_until = 0.0
         self._last_fold = time()
+        self._dropped_to_log = [0, 0]
         self.stopped = False
 
     # --- thread ---------------------------------------------------------
@@ -135,6 +136,12 @@ class Pusher:
                 lock = _registry.lock()
                 outbox = _registry.outbox()
                 with lock:
+                    points, minutes = outbox.take_unreported()
+                    if points:  # pushed with the next batch, logged once it lands
+                        minute = int(time() // 60) * 60
+                        outbox.minute(minute).add_counter((DROPPED_METRIC, ()), points)
+                        self._dropped_to_log[0] += points
+                        self._dropped_to_log[1] += minutes
                     aggs = outbox.take_open() if not outbox.frozen and outbox.open else None
                     batch = outbox.frozen[0] if outbox.frozen else None
                 if aggs:
@@ -181,13 +188,12 @@ class Pusher:
                 continue
             _registry._warn_once(("rejected", name, error[:40]),
                                  "minutely: the server refused a point of %r: %s", name, error)
-        with _registry.lock():
-            points, minutes = _registry.outbox().take_unreported()
+        points, minutes = self._dropped_to_log
         if points:
+            self._dropped_to_log = [0, 0]
             log.warning("minutely: %d points of %d minutes were dropped while they could not "
                         "be pushed (oldest first); counted in %s", points, minutes,
                         DROPPED_METRIC)
-            _registry.increment_counter(DROPPED_METRIC, points)
 
     def _failed(self, error):
         self._failures += 1

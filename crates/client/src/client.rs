@@ -35,7 +35,7 @@ impl CallKey {
     }
 }
 
-/// `None` marks a call that names no valid series: later calls drop quietly.
+/// A series, or `None` for a call that names no valid one.
 pub(crate) type Slot<C> = Option<Arc<Series<C>>>;
 
 /// A series' identity: name and tags (sorted).
@@ -45,8 +45,8 @@ type SeriesKey = (String, BTreeMap<String, String>);
 /// canonical (name, sorted tags) so that every way of naming a series
 /// reaches the same cell.
 pub(crate) struct Kind<C> {
-    pub calls: Registry<CallKey, Slot<C>>,
-    pub keys: Registry<metrics::Key, Slot<C>>,
+    pub calls: Registry<CallKey, Arc<Series<C>>>,
+    pub keys: Registry<metrics::Key, Arc<Series<C>>>,
     canonical: Mutex<HashMap<SeriesKey, Arc<Series<C>>>>,
     kind: &'static str,
 }
@@ -253,21 +253,18 @@ impl Client {
         f: impl Fn(&Series<C>),
     ) {
         let h = hash_call(name, tags);
-        let found = kind.calls.with(
-            h,
-            |k| k.matches(name, tags),
-            |slot| match slot {
-                Some(s) => {
-                    f(s);
-                    true
-                }
-                None => false,
-            },
-        );
-        let recorded = match found {
-            Some(r) => r,
-            None => {
-                let slot = self.series_for(kind, name, tags.iter().map(|(k, v)| (*k, *v)));
+        if kind
+            .calls
+            .with(h, |k| k.matches(name, tags), |s| f(s))
+            .is_some()
+        {
+            return;
+        }
+        // A call that names no series (bad name or tags, or over the series
+        // limit) is not remembered: every distinct bad name would grow the
+        // map without bound.
+        let recorded = match self.series_for(kind, name, tags.iter().map(|(k, v)| (*k, *v))) {
+            Some(series) => {
                 let make = || {
                     let key = CallKey {
                         name: name.into(),
@@ -276,19 +273,14 @@ impl Client {
                             .map(|(k, v)| ((*k).into(), (*v).into()))
                             .collect(),
                     };
-                    (key, slot.clone())
+                    (key, series)
                 };
-                let slot = kind
-                    .calls
-                    .insert_with(h, |k| k.matches(name, tags), make, Clone::clone);
-                match slot {
-                    Some(s) => {
-                        f(&s);
-                        true
-                    }
-                    None => false,
-                }
+                let matches = |k: &CallKey| k.matches(name, tags);
+                let s = kind.calls.insert_with(h, matches, make, Clone::clone);
+                f(&s);
+                true
             }
+            None => false,
         };
         if !recorded {
             self.inner.stats.values_dropped.fetch_add(1, Relaxed);
@@ -349,5 +341,35 @@ impl Client {
         out.extend(i.gauges.all().iter().filter_map(|s| s.drain(now)));
         out.extend(i.dists.all().iter().filter_map(|s| s.drain(window_start)));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_past_the_limit_and_bad_calls_are_dropped_and_counted() {
+        let client = Client::new();
+        client.inner.max_series.store(2, Relaxed);
+        for _ in 0..3 {
+            client.increment_counter("a", 1.0, &[]);
+            client.increment_counter("b", 1.0, &[("k", "v")]);
+            client.increment_counter("c", 1.0, &[]);
+        }
+        client.set_gauge("bad name", 1.0, &[]);
+        client.add_distribution_value("d", f64::INFINITY, &[]);
+        let stats = client.stats();
+        assert_eq!((stats.series, stats.values_dropped), (2, 5));
+        let points = client.drain(0.0, 0.0);
+        assert_eq!(
+            points.iter().map(|p| p.value).collect::<Vec<_>>(),
+            [Some(3.0); 2]
+        );
+        assert_eq!(
+            client.inner.counters.calls.len(),
+            2,
+            "dropped calls are not remembered"
+        );
     }
 }

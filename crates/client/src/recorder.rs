@@ -36,27 +36,22 @@ impl Recorder {
 
     fn slot<C: Default>(&self, kind: &Kind<C>, key: &Key, init: impl Fn(&Series<C>)) -> Slot<C> {
         let h = hash_key(key);
-        if let Some(slot) = kind.keys.with(h, |k| k == key, Clone::clone) {
-            return slot;
+        if let Some(series) = kind.keys.with(h, |k| k == key, Clone::clone) {
+            return Some(series);
         }
-        let make = || {
-            let name = fit_name(key.name());
-            let tags: Vec<(String, String)> = key
-                .labels()
-                .take(MAX_TAGS)
-                .filter_map(|l| Some((fit_tag_key(l.key())?, fit_tag_value(l.value())?)))
-                .collect();
-            let slot = self.client.series_for(
-                kind,
-                &name,
-                tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            );
-            if let Some(s) = &slot {
-                init(s);
-            }
-            (key.clone(), slot)
-        };
-        kind.keys.insert_with(h, |k| k == key, make, Clone::clone)
+        let name = fit_name(key.name());
+        let tags: Vec<(String, String)> = key
+            .labels()
+            .take(MAX_TAGS)
+            .filter_map(|l| Some((fit_tag_key(l.key())?, fit_tag_value(l.value())?)))
+            .collect();
+        let tags = tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        // Not remembered when there is no series (over the series limit),
+        // so the map cannot grow past the limit.
+        let series = self.client.series_for(kind, &name, tags)?;
+        init(&series);
+        let make = || (key.clone(), series.clone());
+        Some(kind.keys.insert_with(h, |k| k == key, make, Clone::clone))
     }
 }
 

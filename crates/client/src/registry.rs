@@ -68,6 +68,21 @@ impl<K, V> Registry<K, V> {
         entries.iter().find(|(k, _)| eq(k)).map(|(_, v)| f(v))
     }
 
+    /// Number of entries.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                s.read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .values()
+                    .map(Vec::len)
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+
     /// Inserts `make()` unless an entry matching `eq` appeared meanwhile;
     /// runs `f` on whichever value is in the map.
     pub fn insert_with<R>(

@@ -158,6 +158,20 @@ pub struct AppRecord {
     pub created: i64,
 }
 
+/// A stored dashboard of one app. The store keeps the definition as opaque
+/// JSON; the server owns its shape and validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DashboardRecord {
+    pub app: String,
+    /// Unique within the app; safe in URLs.
+    pub id: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub updated: i64,
+    /// The definition as JSON.
+    pub body: String,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StoreStats {
     pub series: usize,
@@ -242,6 +256,13 @@ pub trait Store: Send + Sync + 'static {
     fn put_key(&self, key: KeyRecord) -> Result<(), StoreError>;
     /// Removes a key by its public id; `false` when there was none.
     fn revoke_key(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// The dashboards of an app, sorted by id.
+    fn dashboards(&self, app: &str) -> Result<Vec<DashboardRecord>, StoreError>;
+    /// Creates or replaces the dashboard (app, id).
+    fn put_dashboard(&self, dashboard: DashboardRecord) -> Result<(), StoreError>;
+    /// Deletes a dashboard; `false` when there was none.
+    fn delete_dashboard(&self, app: &str, id: &str) -> Result<bool, StoreError>;
 
     fn stats(&self) -> StoreStats;
 

@@ -1,10 +1,10 @@
 //! Tables beside the metrics: format version, series definitions at start,
-//! apps and keys.
+//! apps, keys and dashboards.
 
 use super::index::SeriesIndex;
 use super::record::SeriesDef;
 use super::tables::*;
-use crate::{AppRecord, KeyRecord, StoreError};
+use crate::{AppRecord, DashboardRecord, KeyRecord, StoreError};
 use redb::{Database, ReadableTable};
 
 /// Creates missing tables and checks the format version.
@@ -37,6 +37,7 @@ pub fn init_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(BATCH_EXPIRY).map_err(engine)?;
         txn.open_table(KEYS).map_err(engine)?;
         txn.open_table(APPS).map_err(engine)?;
+        txn.open_table(DASHBOARDS).map_err(engine)?;
     }
     txn.commit().map_err(engine)?;
     Ok(())
@@ -136,4 +137,45 @@ pub fn revoke_key(db: &Database, id: &str) -> Result<bool, StoreError> {
     }
     txn.commit().map_err(engine)?;
     Ok(true)
+}
+
+pub fn dashboards(db: &Database, app: &str) -> Result<Vec<DashboardRecord>, StoreError> {
+    let txn = db.begin_read().map_err(engine)?;
+    let table = match txn.open_table(DASHBOARDS) {
+        Ok(t) => t,
+        // A directory opened read-only by an older layout has no table yet.
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(engine(e)),
+    };
+    let mut out = Vec::new();
+    for entry in table.range((app, "")..).map_err(engine)? {
+        let (k, v) = entry.map_err(engine)?;
+        if k.value().0 != app {
+            break;
+        }
+        out.push(json(v.value(), "dashboard")?);
+    }
+    Ok(out)
+}
+
+pub fn put_dashboard(db: &Database, d: DashboardRecord) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(engine)?;
+    {
+        let mut table = txn.open_table(DASHBOARDS).map_err(engine)?;
+        table
+            .insert((d.app.as_str(), d.id.as_str()), to_json(&d).as_slice())
+            .map_err(engine)?;
+    }
+    txn.commit().map_err(engine)
+}
+
+pub fn delete_dashboard(db: &Database, app: &str, id: &str) -> Result<bool, StoreError> {
+    let txn = db.begin_write().map_err(engine)?;
+    let existed = {
+        let mut table = txn.open_table(DASHBOARDS).map_err(engine)?;
+        let removed = table.remove((app, id)).map_err(engine)?;
+        removed.is_some()
+    };
+    txn.commit().map_err(engine)?;
+    Ok(existed)
 }

@@ -24,8 +24,8 @@ mod wal;
 mod writer;
 
 use crate::{
-    AppRecord, KeyRecord, MetricInfo, PushOutcome, PushRequest, Rejected, Resolution, Retention,
-    SeriesId, SeriesInfo, Store, StoreError, StoreStats,
+    AppRecord, DashboardRecord, KeyRecord, MetricInfo, PushOutcome, PushRequest, Rejected,
+    Resolution, Retention, SeriesId, SeriesInfo, Store, StoreError, StoreStats,
 };
 use head::{Generation, Head};
 use index::{SeriesIndex, SeriesRef};
@@ -545,6 +545,20 @@ impl Store for EmbeddedStore {
     fn revoke_key(&self, id: &str) -> Result<bool, StoreError> {
         let _writer = self.inner.writer_lock();
         meta::revoke_key(&self.inner.db, id)
+    }
+
+    fn dashboards(&self, app: &str) -> Result<Vec<DashboardRecord>, StoreError> {
+        meta::dashboards(&self.inner.db, app)
+    }
+
+    fn put_dashboard(&self, dashboard: DashboardRecord) -> Result<(), StoreError> {
+        let _writer = self.inner.writer_lock();
+        meta::put_dashboard(&self.inner.db, dashboard)
+    }
+
+    fn delete_dashboard(&self, app: &str, id: &str) -> Result<bool, StoreError> {
+        let _writer = self.inner.writer_lock();
+        meta::delete_dashboard(&self.inner.db, app, id)
     }
 
     fn backup(&self, dest: &Path) -> Result<(), StoreError> {

@@ -20,6 +20,9 @@ pub const BATCH_EXPIRY: TableDefinition<(i64, u128), ()> = TableDefinition::new(
 pub const KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 /// app name -> JSON app record.
 pub const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
+/// (app, dashboard id) -> JSON dashboard record. Added in 0.1 without a
+/// format bump: a missing table is created at open, older binaries ignore it.
+pub const DASHBOARDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("dashboards");
 /// "format_version", "next_series_id", "wal_applied_through".
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// META key: the newest log segment whose records are all in redb.

@@ -288,3 +288,48 @@ fn crash_between_checkpoint_commit_and_log_deletion_counts_once() {
         vec![(t0, 5.0)]
     );
 }
+
+#[test]
+fn dashboards_are_kept_per_app_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = |app: &str, id: &str, body: &str| DashboardRecord {
+        app: app.into(),
+        id: id.into(),
+        created: 1,
+        updated: 2,
+        body: body.into(),
+    };
+    {
+        let store = open(dir.path());
+        assert!(store.dashboards("shop").unwrap().is_empty());
+        store.put_dashboard(record("shop", "b", "{}")).unwrap();
+        store.put_dashboard(record("shop", "a", "{}")).unwrap();
+        store.put_dashboard(record("shop2", "a", "{}")).unwrap();
+        store.put_dashboard(record("sho", "z", "{}")).unwrap();
+        // A put replaces.
+        store
+            .put_dashboard(record("shop", "b", r#"{"title":"x"}"#))
+            .unwrap();
+        store.close().unwrap();
+    }
+    let store = open(dir.path());
+    let ids = |app: &str| -> Vec<String> {
+        store
+            .dashboards(app)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect()
+    };
+    assert_eq!(ids("shop"), ["a", "b"]);
+    assert_eq!(ids("shop2"), ["a"]);
+    assert_eq!(ids("sho"), ["z"]);
+    assert_eq!(
+        store.dashboards("shop").unwrap()[1].body,
+        r#"{"title":"x"}"#
+    );
+    assert!(store.delete_dashboard("shop", "a").unwrap());
+    assert!(!store.delete_dashboard("shop", "a").unwrap());
+    assert_eq!(ids("shop"), ["b"]);
+    assert_eq!(ids("shop2"), ["a"]);
+}

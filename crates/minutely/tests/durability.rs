@@ -211,3 +211,40 @@ fn backups_online_and_offline_restore_the_same_numbers() {
     let restored = Server::start_in(&offline, &[]);
     assert_eq!(sum(&restored, t0, t0 + 7_200), want.map(|w| w + 1000.0));
 }
+
+#[test]
+fn a_damaged_log_frame_stops_the_start_with_file_offset_and_remedy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let t0 = past_hour();
+    let mut s = Server::start_in(&dir, &[]);
+    for i in 0..2 {
+        s.push(&json!({"points": [{"kind": "counter", "name": "invoice_count", "value": 1, "ts": t0 + i}]}));
+    }
+    s.kill9();
+    let segment = std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .expect("a log segment with the two pushes");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[12] ^= 0x55; // inside the first frame's payload, not a torn tail
+    std::fs::write(&segment, bytes).unwrap();
+    let out = std::process::Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(segment.to_str().unwrap()) && err.contains("at 0") && err.contains("checksum"),
+        "{err}"
+    );
+    assert!(err.contains("backup"), "{err}");
+}

@@ -140,10 +140,32 @@ impl EmbeddedStore {
         std::fs::create_dir_all(&cfg.data_dir).map_err(StoreError::from_io)?;
         let db_path = cfg.data_dir.join("minutely.redb");
         let wal_dir = cfg.data_dir.join("wal");
-        let db = Database::create(&db_path).map_err(|e| open_error(&db_path, e))?;
-        meta::init_tables(&db)?;
-        let mut index = SeriesIndex::default();
-        meta::load_index(&db, &mut index)?;
+        // redb has no page checksums and panics on some damaged pages:
+        // turn that into a clear error naming the file instead of a crash.
+        let opened =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<_, StoreError> {
+                let db = Database::create(&db_path).map_err(|e| open_error(&db_path, e))?;
+                meta::init_tables(&db)?;
+                let mut index = SeriesIndex::default();
+                meta::load_index(&db, &mut index)?;
+                Ok((db, index))
+            }));
+        let (db, mut index) = match opened {
+            Ok(result) => result?,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                return Err(StoreError::Corrupt {
+                    file: db_path.clone(),
+                    offset: 0,
+                    detail: format!("the database file is damaged and cannot be read ({what})"),
+                    remedy: "Stop here and restore the data directory from a backup (minutely backup); keep the damaged copy for diagnosis".into(),
+                });
+            }
+        };
         let applied = meta::meta_u64(&db, tables::WAL_APPLIED_THROUGH)?;
         let (wal, records) = wal::Wal::open(&wal_dir, applied)?;
         let mut head = Head::default();

@@ -10,7 +10,11 @@ use std::process::Command;
 use std::time::Duration;
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 struct Mount(std::path::PathBuf);
@@ -22,9 +26,19 @@ impl Drop for Mount {
 }
 
 fn total(s: &Server, t0: i64) -> f64 {
-    let (code, ans) = s.query(&[("metric", "filled"), ("from", &t0.to_string()), ("to", &(t0 + 3_600).to_string()), ("step", "3600")]);
+    let (code, ans) = s.query(&[
+        ("metric", "filled"),
+        ("from", &t0.to_string()),
+        ("to", &(t0 + 3_600).to_string()),
+        ("step", "3600"),
+    ]);
     assert_eq!(code, 200, "{ans}");
-    ans["series"].as_array().unwrap().first().and_then(|se| points(se)[0].1).unwrap_or(0.0)
+    ans["series"]
+        .as_array()
+        .unwrap()
+        .first()
+        .and_then(|se| points(se)[0].1)
+        .unwrap_or(0.0)
 }
 
 #[test]
@@ -36,7 +50,11 @@ fn full_disk_refuses_pushes_keeps_reading_and_recovers() {
     let tmp = tempfile::tempdir().unwrap();
     let mnt = tmp.path().join("small");
     std::fs::create_dir_all(&mnt).unwrap();
-    let ok = Command::new("mount").args(["-t", "tmpfs", "-o", "size=8M", "tmpfs"]).arg(&mnt).status().unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8M", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
     assert!(ok.success(), "mount tmpfs failed");
     let _mount = Mount(mnt.clone());
     let dir = mnt.join("data");
@@ -47,8 +65,10 @@ fn full_disk_refuses_pushes_keeps_reading_and_recovers() {
     // Wide tags make big log records, so the disk fills within a few hundred pushes.
     for i in 0..2_000 {
         let pts: Vec<_> = (0..200)
-            .map(|j| json!({"kind": "counter", "name": "filled", "value": 1, "ts": t0 + (i % 60) * 60,
-                            "tags": {"k": format!("{}-{i}-{j}", "x".repeat(200))}}))
+            .map(|j| {
+                json!({"kind": "counter", "name": "filled", "value": 1, "ts": t0 + (i % 60) * 60,
+                            "tags": {"k": format!("{}-{i}-{j}", "x".repeat(200))}})
+            })
             .collect();
         let (code, ans) = s.push(&json!({"points": pts}));
         match code {
@@ -61,19 +81,31 @@ fn full_disk_refuses_pushes_keeps_reading_and_recovers() {
         }
     }
     let refused = refused.expect("the disk never filled");
-    assert!(refused["error"].as_str().unwrap().contains("disk is full"), "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("disk is full"),
+        "{refused}"
+    );
     // Still up, reads still work and show exactly what was acknowledged.
     assert!(s.get_text("/healthz").contains("ok"));
     assert_eq!(total(&s, t0), acked);
     let metrics = s.get_text("/metrics");
-    assert!(metrics.contains("minutely_push_requests_total{status=\"503\"}"), "{metrics}");
+    assert!(
+        metrics.contains("minutely_push_requests_total{status=\"503\"}"),
+        "{metrics}"
+    );
 
     // Space comes back.
-    let ok = Command::new("mount").args(["-o", "remount,size=256M"]).arg(&mnt).status().unwrap();
+    let ok = Command::new("mount")
+        .args(["-o", "remount,size=256M"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
     assert!(ok.success());
     let mut resumed = false;
     for _ in 0..50 {
-        let (code, ans) = s.push(&json!({"points": [{"kind": "counter", "name": "filled", "value": 1, "ts": t0}]}));
+        let (code, ans) = s.push(
+            &json!({"points": [{"kind": "counter", "name": "filled", "value": 1, "ts": t0}]}),
+        );
         if code == 200 {
             acked += ans["accepted"].as_f64().unwrap();
             resumed = true;

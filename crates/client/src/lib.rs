@@ -45,6 +45,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Warnings (a failed push, a panicking probe, a dropped series) go to
+//! [`tracing`](https://docs.rs/tracing), at most one line per 10 s per kind.
+//! An `https://` endpoint needs the crate's `tls` feature.
+//!
 //! # The `metrics` facade
 //!
 //! Code already instrumented with the `metrics` crate lands in minutely by

@@ -66,7 +66,7 @@ fn helpers_land_with_exact_sums_and_percentiles() {
     client.increment_counter("invoice_count", 7.0, &[("region", "us")]);
     for v in [5.0, 1.0, 9.0, 4.0] {
         client.set_gauge("active_shoppers", v, &[("region", "eu"), ("shop", "main")]);
-        std::thread::sleep(Duration::from_millis(3));
+        std::thread::sleep(Duration::from_millis(10));
     }
     let vals = values(5_000, 7);
     for (i, v) in vals.iter().enumerate() {
@@ -124,9 +124,9 @@ fn recorder_lands_counters_gauges_and_histograms() {
         metrics::counter!("rec_hits", "route" => "/b").increment(1);
         let conns = metrics::gauge!("rec_conns", "pool" => "db");
         conns.set(10.0);
-        std::thread::sleep(Duration::from_millis(3));
+        std::thread::sleep(Duration::from_millis(10));
         conns.increment(5.0);
-        std::thread::sleep(Duration::from_millis(3));
+        std::thread::sleep(Duration::from_millis(10));
         conns.decrement(2.0);
         let latency = metrics::histogram!("rec_latency", "route" => "/a");
         for v in &vals {

@@ -10,6 +10,7 @@ pub mod bootstrap;
 mod catalogue;
 pub mod demo;
 mod error;
+pub mod ingest;
 mod keys_api;
 mod push;
 mod query;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub cfg: ServerConfig,
     pub metrics: selfmetrics::SelfMetrics,
     pub clock: Clock,
+    /// Cumulative OTLP streams (`POST /v1/metrics`).
+    pub otlp: ingest::otlp::convert::Streams,
 }
 
 pub type Shared = Arc<AppState>;
@@ -70,12 +73,14 @@ impl AppState {
     ) -> Result<Shared, minutely_store::StoreError> {
         let keys = auth::Keyring::default();
         keys.reload(store.as_ref())?;
+        let otlp = ingest::otlp::convert::Streams::new(clock());
         Ok(Arc::new(AppState {
             store,
             keys,
             cfg,
             metrics: Default::default(),
             clock,
+            otlp,
         }))
     }
 
@@ -114,6 +119,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/api/v1/apps/{app}/keys/{id}", delete(keys_api::revoke_key))
         .route("/api/v1/backup", post(keys_api::backup))
+        .route("/v1/metrics", post(ingest::otlp::export))
         .route("/healthz", get(healthz))
         .route("/metrics", get(selfmetrics::render))
         .fallback(not_found)

@@ -66,6 +66,8 @@ pub struct SelfMetrics {
     push_requests: Mutex<BTreeMap<u16, u64>>,
     pub push_latency: Histogram,
     pub query_latency: Histogram,
+    /// StatsD and OTLP counters.
+    pub ingest: crate::ingest::IngestMetrics,
 }
 
 impl SelfMetrics {
@@ -209,5 +211,6 @@ pub async fn render(State(st): State<Shared>) -> impl IntoResponse {
         "gauge",
         stats.last_checkpoint_secs,
     );
+    m.ingest.render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -28,6 +28,8 @@ pub enum Command {
     Keys(KeysArgs),
     /// Copy a consistent snapshot of a data directory.
     Backup(BackupArgs),
+    /// Export, import and list dashboards (YAML or JSON) on a running server.
+    Dashboards(DashboardsArgs),
 }
 
 #[derive(Args, Debug, Default)]
@@ -179,6 +181,45 @@ pub enum KeysAction {
     List,
     /// Revoke a key by id.
     Revoke { id: String },
+}
+
+#[derive(Args, Debug)]
+pub struct DashboardsArgs {
+    #[command(subcommand)]
+    pub action: DashboardsAction,
+    /// The app the dashboards belong to [default: the key's app].
+    #[arg(long, global = true)]
+    pub app: Option<String>,
+    /// Read key for export and list, admin key for import.
+    #[arg(long, env = "MINUTELY_KEY", hide_env_values = true, global = true)]
+    pub key: Option<String>,
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DashboardsAction {
+    /// Print a dashboard as YAML (or write it to --output).
+    Export {
+        /// The dashboard's id (see `minutely dashboards list`).
+        id: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// JSON instead of YAML.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a dashboard from a YAML or JSON file (ours or AppSignal's);
+    /// `-` reads standard input.
+    Import {
+        file: PathBuf,
+        /// Create or replace the dashboard with this id instead of making a new one.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// List the dashboards of the app.
+    List,
 }
 
 #[derive(Args, Debug)]

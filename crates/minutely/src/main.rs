@@ -3,6 +3,7 @@
 mod cli;
 mod client;
 mod config;
+mod dashboards;
 mod keys;
 mod serve;
 
@@ -23,6 +24,7 @@ fn main() {
         Command::Query(args) => client::query(args),
         Command::Keys(args) => keys::run(args),
         Command::Backup(args) => keys::backup(args),
+        Command::Dashboards(args) => dashboards::run(args),
     };
     if let Err(e) = result {
         eprintln!("minutely: {e:#}");

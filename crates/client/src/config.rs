@@ -304,4 +304,28 @@ mod tests {
             .build()
             .is_err());
     }
+
+    #[test]
+    fn reads_the_python_clients_variables() {
+        // The only test that touches these variables.
+        std::env::set_var("MINUTELY_ENDPOINT", "http://metrics.internal:9000/");
+        std::env::set_var("MINUTELY_PUSH_KEY", "from-env");
+        std::env::set_var("MINUTELY_ENV", "staging");
+        let c = Config::from_env().unwrap();
+        assert_eq!(c.push_url, "http://metrics.internal:9000/api/v1/push");
+        assert_eq!(
+            (c.push_key.as_str(), c.env.as_deref()),
+            ("from-env", Some("staging"))
+        );
+        let c = Builder::from_env().env("production").build().unwrap();
+        assert_eq!(
+            c.env.as_deref(),
+            Some("production"),
+            "code overrides the environment"
+        );
+        std::env::remove_var("MINUTELY_PUSH_KEY");
+        assert_eq!(Config::from_env().unwrap_err(), ConfigError::MissingPushKey);
+        std::env::remove_var("MINUTELY_ENDPOINT");
+        std::env::remove_var("MINUTELY_ENV");
+    }
 }

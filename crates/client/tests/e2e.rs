@@ -153,7 +153,14 @@ fn recorder_lands_counters_gauges_and_histograms() {
     let mut all = vals.clone();
     all.extend([0.5; 10]);
     check_distribution(&server, "rec_latency", &[("route", "/a")], &all);
-    client.shutdown(Duration::from_secs(5));
+
+    // Shutdown pushes what was recorded since the last push.
+    client.increment_counter("rec_hits", 5.0, &[("route", "/a")]);
+    assert!(client.shutdown(Duration::from_secs(10)));
+    assert_eq!(
+        server.value("rec_hits", "sum", &[("route", "/a")]),
+        Some(14.0)
+    );
 }
 
 #[test]

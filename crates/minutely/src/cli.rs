@@ -190,8 +190,9 @@ pub struct DashboardsArgs {
     /// The app the dashboards belong to [default: the key's app].
     #[arg(long, global = true)]
     pub app: Option<String>,
-    /// Read key for export and list, admin key for import.
-    #[arg(long, env = "MINUTELY_KEY", hide_env_values = true, global = true)]
+    /// Read key for export and list, admin key for import [default:
+    /// MINUTELY_ADMIN_KEY, else MINUTELY_READ_KEY].
+    #[arg(long, global = true)]
     pub key: Option<String>,
     #[command(flatten)]
     pub endpoint: Endpoint,

@@ -43,9 +43,21 @@ pub struct ServeArgs {
     /// Data directory [default: ./minutely-data].
     #[arg(long, env = "MINUTELY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Reserved for the StatsD listener (not built yet): accepted and ignored with a warning.
+    /// StatsD/DogStatsD UDP address, or `off` [default: 127.0.0.1:8125].
     #[arg(long, env = "MINUTELY_STATSD")]
     pub statsd: Option<String>,
+    /// Unix datagram socket path for StatsD as well [default: none].
+    #[arg(long, env = "MINUTELY_STATSD_SOCKET")]
+    pub statsd_socket: Option<std::path::PathBuf>,
+    /// App that StatsD points go to [default: default].
+    #[arg(long, env = "MINUTELY_STATSD_APP")]
+    pub statsd_app: Option<String>,
+    /// Env that StatsD points go to [default: default].
+    #[arg(long, env = "MINUTELY_STATSD_ENV")]
+    pub statsd_env: Option<String>,
+    /// Let the StatsD tags `app:` and `env:` choose a point's app and env.
+    #[arg(long, env = "MINUTELY_STATSD_TAG_ROUTING")]
+    pub statsd_tag_routing: bool,
     /// Fill the `webshop` demo app with a day of history and live data.
     #[arg(long, env = "MINUTELY_DEMO")]
     pub demo: bool,

@@ -3,6 +3,8 @@
 
 use crate::cli::ServeArgs;
 use anyhow::{bail, Context, Result};
+use minutely_server::ingest::statsd::aggregate::Routing;
+use minutely_server::ingest::statsd::listener::StatsdConfig;
 use minutely_server::ServerConfig;
 use minutely_store::embedded::EmbeddedConfig;
 use minutely_store::Retention;
@@ -18,6 +20,10 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub statsd: Option<String>,
+    pub statsd_socket: Option<PathBuf>,
+    pub statsd_app: Option<String>,
+    pub statsd_env: Option<String>,
+    pub statsd_tag_routing: Option<bool>,
     pub demo: Option<bool>,
     pub retention_minutely_days: Option<u32>,
     pub retention_hourly_days: Option<u32>,
@@ -31,7 +37,11 @@ pub struct FileConfig {
 
 pub struct Config {
     pub listen: SocketAddr,
-    pub statsd: Option<String>,
+    /// `None` when StatsD is off.
+    pub statsd: Option<StatsdConfig>,
+    /// The UDP address was the default, not asked for: if it is taken,
+    /// warn and go on without it (several servers on one machine).
+    pub statsd_default_addr: bool,
     pub demo: bool,
     pub store: EmbeddedConfig,
     pub server: ServerConfig,
@@ -59,6 +69,7 @@ fn days(v: Option<u32>, default: Option<u32>) -> Option<u32> {
 
 pub fn resolve(args: ServeArgs) -> Result<Config> {
     let file = load_file(args.config.as_deref())?;
+    let (statsd, statsd_default_addr) = statsd_config(&args, &file)?;
     let listen = args
         .listen
         .or(file.listen)
@@ -135,14 +146,58 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
         }
         server.max_points_per_batch = n;
     }
-    let statsd = args.statsd.or(file.statsd);
     Ok(Config {
         listen,
         statsd,
+        statsd_default_addr,
         demo: args.demo || file.demo.unwrap_or(false),
         store,
         server,
     })
+}
+
+/// The StatsD address used when none is given (the StatsD convention).
+pub const DEFAULT_STATSD: &str = "127.0.0.1:8125";
+
+fn statsd_config(args: &ServeArgs, file: &FileConfig) -> Result<(Option<StatsdConfig>, bool)> {
+    let given = args.statsd.clone().or(file.statsd.clone());
+    let default_addr = given.is_none();
+    let text = given.unwrap_or_else(|| DEFAULT_STATSD.into());
+    let udp: Option<SocketAddr> = match text.trim() {
+        "off" | "" => None,
+        a => Some(a.parse().with_context(|| {
+            format!("--statsd {a:?} must be an address such as 127.0.0.1:8125, or off")
+        })?),
+    };
+    let unix = args.statsd_socket.clone().or(file.statsd_socket.clone());
+    if udp.is_none() && unix.is_none() {
+        return Ok((None, false));
+    }
+    let app = args
+        .statsd_app
+        .clone()
+        .or(file.statsd_app.clone())
+        .unwrap_or_else(|| "default".into());
+    let env = args
+        .statsd_env
+        .clone()
+        .or(file.statsd_env.clone())
+        .unwrap_or_else(|| "default".into());
+    minutely_server::ingest::statsd::aggregate::check_route(&app, &env)
+        .map_err(|e| anyhow::anyhow!("--statsd-app/--statsd-env: {e}"))?;
+    Ok((
+        Some(StatsdConfig {
+            udp,
+            unix,
+            routing: Routing {
+                app,
+                env,
+                tags_choose: args.statsd_tag_routing || file.statsd_tag_routing.unwrap_or(false),
+            },
+            flush_interval: Duration::from_secs(1),
+        }),
+        default_addr && udp.is_some(),
+    ))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use crate::cli::ServeArgs;
 use crate::config::{resolve, Config};
 use anyhow::{Context, Result};
+use minutely_server::ingest::statsd::listener::{self, StatsdConfig, StatsdHandle};
 use minutely_server::{bootstrap, demo, system_clock, AppState};
 use minutely_store::embedded::EmbeddedStore;
 use minutely_store::Store;
@@ -49,10 +50,11 @@ async fn serve(cfg: Config) -> Result<()> {
         println!("  push key:  {}", keys.push);
         println!("  admin key: {}", keys.admin);
     }
-    if let Some(statsd) = &cfg.statsd {
-        tracing::warn!("--statsd {statsd}: the StatsD listener is not part of this version yet; nothing listens on it");
-    }
     let state = AppState::new(store.clone(), cfg.server, clock.clone())?;
+    let statsd = match cfg.statsd {
+        Some(sc) => start_statsd(sc, cfg.statsd_default_addr, &state, now).await?,
+        None => None,
+    };
     let demo_task = if cfg.demo {
         let (s, c) = (store.clone(), clock.clone());
         tokio::task::spawn_blocking(move || demo::backfill(s.as_ref(), c())).await??;
@@ -67,6 +69,9 @@ async fn serve(cfg: Config) -> Result<()> {
     };
     // The harness and scripts wait for this line to know the port.
     println!("minutely listening on http://{addr}");
+    if let Some(udp) = statsd.as_ref().and_then(|h| h.udp_addr) {
+        println!("minutely statsd listening on udp://{udp}");
+    }
     tracing::info!(data_dir = %data_dir.display(), "minutely {} serving on {addr}", env!("CARGO_PKG_VERSION"));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server_rx = stop_rx.clone();
@@ -83,9 +88,43 @@ async fn serve(cfg: Config) -> Result<()> {
         tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
     }
     drop(stop_rx);
+    if let Some(h) = statsd {
+        tokio::task::spawn_blocking(move || h.shutdown()).await?;
+    }
     tokio::task::spawn_blocking(move || store.close()).await??;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Creates the StatsD app if needed and binds the sockets. A busy default
+/// port only warns (another server or a StatsD daemon has it); an address
+/// asked for must bind.
+async fn start_statsd(
+    sc: StatsdConfig,
+    default_addr: bool,
+    state: &minutely_server::Shared,
+    now: i64,
+) -> Result<Option<StatsdHandle>> {
+    let (store, app) = (state.store.clone(), sc.routing.app.clone());
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        if !store.apps()?.iter().any(|a| a.name == app) {
+            store.create_app(minutely_store::AppRecord { name: app, created: now })?;
+        }
+        Ok(())
+    })
+    .await??;
+    let addr = sc.udp;
+    match listener::start(sc, state.clone()) {
+        Ok(h) => Ok(Some(h)),
+        Err(e) if default_addr && e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::warn!(
+                "StatsD: {} is in use, so StatsD is off; pass --statsd ADDR (or off) to choose",
+                addr.map(|a| a.to_string()).unwrap_or_default()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("starting the StatsD listener on {addr:?}")),
+    }
 }
 
 async fn shutdown_signal() {

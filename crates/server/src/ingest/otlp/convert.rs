@@ -5,7 +5,7 @@
 //! | Sum, monotonic, delta | counter: the value |
 //! | Sum, monotonic, cumulative | counter: the change since the stream's previous point |
 //! | Sum, not monotonic, cumulative | gauge: the value |
-//! | Sum, not monotonic, delta | gauge: the stream's previous value plus the change |
+//! | Sum, not monotonic, delta | counter: the change (it may be negative; AppSignal's `increment_counter` sends these) |
 //! | Gauge | gauge |
 //! | Histogram, ExponentialHistogram | distribution (see [`super::histogram`]); cumulative ones are differenced first |
 //! | Summary | refused |
@@ -426,7 +426,7 @@ fn metric(ctx: &mut Ctx, m: &Metric) {
             let mode = match (s.is_monotonic, s.aggregation_temporality) {
                 (true, DELTA) => Mode::Counter,
                 (true, CUMULATIVE) => Mode::CumulativeCounter,
-                (false, DELTA) => Mode::DeltaGauge,
+                (false, DELTA) => Mode::Counter,
                 (false, CUMULATIVE) => Mode::Gauge,
                 _ => return ctx.reject("bad_temporality", format!("{}: a sum needs delta or cumulative temporality", m.name), n),
             };
@@ -465,7 +465,6 @@ enum Mode {
     Gauge,
     Counter,
     CumulativeCounter,
-    DeltaGauge,
 }
 
 fn number(ctx: &mut Ctx, name: &str, p: &NumberDataPoint, mode: Mode) -> Result<(), Refusal> {
@@ -509,25 +508,6 @@ fn number(ctx: &mut Ctx, name: &str, p: &NumberDataPoint, mode: Mode) -> Result<
                 _ => v, // new or reset
             };
             ctx.push(Kind::Counter, name, tags, ts, PointValue::Single(delta));
-        }
-        Mode::DeltaGauge => {
-            let key = ctx.stream_key(name, &tags);
-            let old = match ctx.map.get(&key) {
-                Some(Stream {
-                    prev: Prev::Number(x),
-                    ..
-                }) => *x,
-                _ => 0.0,
-            };
-            let value = old + v;
-            if ctx
-                .advance(key, 0, p.time_unix_nano, Prev::Number(value))
-                .is_err()
-            {
-                ctx.skip("repeated");
-                return Ok(());
-            }
-            ctx.push(Kind::Gauge, name, tags, ts, PointValue::Single(value));
         }
     }
     Ok(())

@@ -103,7 +103,7 @@ impl Aggregator {
         if tags.len() > MAX_TAGS {
             return Err("bad_tags");
         }
-        if !valid_route(app) || !valid_route(env) {
+        if !valid_app(app) || !valid_env(env) {
             return Err("bad_route");
         }
         tags.sort_unstable();
@@ -287,12 +287,30 @@ fn remember(gauges: &mut HashMap<String, f64>, key: &str, v: f64) {
     gauges.insert(key.to_string(), v);
 }
 
-/// App and env names as the push API allows them.
-fn valid_route(s: &str) -> bool {
+/// App names as the push API allows them (metric-name rules).
+fn valid_app(s: &str) -> bool {
+    minutely_core::validate::validate_name(s).is_ok()
+}
+
+/// Env names as the push API allows them.
+fn valid_env(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Checks a configured app and env, naming the rule that fails.
+pub fn check_route(app: &str, env: &str) -> Result<(), String> {
+    if !valid_app(app) {
+        return Err(format!("app name {app:?} is invalid: use 1-200 characters of A-Z a-z 0-9 _ . : - starting with a letter or _"));
+    }
+    if !valid_env(env) {
+        return Err(format!(
+            "env {env:?} is invalid: use 1-64 characters of A-Z a-z 0-9 _ . -"
+        ));
+    }
+    Ok(())
 }
 
 /// Parses a packet into the aggregator, calling `count` with each line's

@@ -233,8 +233,22 @@ fn flush_loop(agg: &Mutex<Aggregator>, stop: &AtomicBool, state: &Shared, interv
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .flush((state.clock)());
+        // Tags may name apps; as over the push API, only existing ones take points.
+        let apps = if reqs.is_empty() {
+            Vec::new()
+        } else {
+            state
+                .store
+                .apps()
+                .map(|a| a.into_iter().map(|a| a.name).collect())
+                .unwrap_or_default()
+        };
         for req in reqs {
             let n = req.points.len();
+            if !apps.contains(&req.app) {
+                state.metrics.ingest.statsd_drop("unknown_app", n as u64);
+                continue;
+            }
             match state.store.push(req) {
                 Ok(outcome) => {
                     let m = &state.metrics.ingest;

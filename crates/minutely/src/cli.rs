@@ -206,8 +206,14 @@ pub struct DashboardsArgs {
     /// MINUTELY_ADMIN_KEY, else MINUTELY_READ_KEY].
     #[arg(long, global = true)]
     pub key: Option<String>,
-    #[command(flatten)]
-    pub endpoint: Endpoint,
+    /// Server URL.
+    #[arg(
+        long,
+        env = "MINUTELY_ENDPOINT",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub endpoint: String,
 }
 
 #[derive(Subcommand, Debug)]

@@ -5,6 +5,10 @@
 //! region and payment), `invoice_count` (counter, by region) and
 //! `order_item_count` (distribution, by region), all following a daily
 //! traffic curve that peaks in each region's evening.
+//!
+//! The first fill also creates the demo dashboards (`demo/*.yaml`, in the
+//! same YAML that `minutely dashboards export` writes). `invoice_count` is
+//! on none of them, so the automatic dashboard has something to show.
 
 use minutely_core::{DistAgg, Kind, Point, PointValue, Tags};
 use minutely_store::{AppRecord, PushRequest, Store, StoreError};
@@ -154,7 +158,29 @@ pub fn backfill(store: &dyn Store, now: f64) -> Result<(), StoreError> {
         }
     }
     push(store, batch)?;
+    create_dashboards(store, now as i64)?;
     store.checkpoint()
+}
+
+/// The demo dashboards as YAML definitions.
+pub const DEMO_DASHBOARDS: [&str; 2] = [
+    include_str!("demo/overview.yaml"),
+    include_str!("demo/order_sizes.yaml"),
+];
+
+/// Stores the demo dashboards unless the demo app already has dashboards.
+pub fn create_dashboards(store: &dyn Store, now: i64) -> Result<(), StoreError> {
+    if !store.dashboards(DEMO_APP)?.is_empty() {
+        return Ok(());
+    }
+    for text in DEMO_DASHBOARDS {
+        let d = crate::dashboards::model::yaml_value(text.as_bytes())
+            .and_then(crate::dashboards::model::from_value)
+            .map_err(|e| StoreError::Engine(format!("demo dashboard: {e}")))?;
+        crate::dashboards::create(store, DEMO_APP, &d, now)
+            .map_err(|e| StoreError::Engine(format!("demo dashboard: {}", e.message)))?;
+    }
+    Ok(())
 }
 
 /// Sends live demo data every [`LIVE_TICK_SECS`] until the task is dropped.
@@ -181,6 +207,16 @@ mod tests {
         let day = 1_764_028_800.0; // a UTC midnight
         assert!(DemoShop::traffic(day + 18.0 * 3_600.0, 18.0) > 0.99);
         assert!(DemoShop::traffic(day + 6.0 * 3_600.0, 18.0) < 0.16);
+    }
+
+    #[test]
+    fn demo_dashboards_are_valid_and_export_unchanged() {
+        for text in DEMO_DASHBOARDS {
+            let d = crate::dashboards::model::yaml_value(text.as_bytes())
+                .and_then(crate::dashboards::model::from_value)
+                .unwrap();
+            assert_eq!(crate::dashboards::model::to_yaml(&d).unwrap(), text);
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod bootstrap;
 mod catalogue;
+pub mod dashboards;
 pub mod demo;
 mod error;
 pub mod ingest;
@@ -119,6 +120,16 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/api/v1/apps/{app}/keys/{id}", delete(keys_api::revoke_key))
         .route("/api/v1/backup", post(keys_api::backup))
+        .route(
+            "/api/v1/dashboards",
+            get(dashboards::list).post(dashboards::create_one),
+        )
+        .route(
+            "/api/v1/dashboards/{id}",
+            get(dashboards::get_one)
+                .put(dashboards::put_one)
+                .delete(dashboards::delete_one),
+        )
         .route("/v1/metrics", post(ingest::otlp::export))
         .route("/healthz", get(healthz))
         .route("/metrics", get(selfmetrics::render))

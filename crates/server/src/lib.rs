@@ -16,6 +16,7 @@ mod keys_api;
 mod push;
 mod query;
 pub mod selfmetrics;
+pub mod web;
 
 pub use error::{ApiError, ApiResult};
 pub use query::{QueryAnswer, QueryInput};
@@ -132,6 +133,10 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/v1/metrics", post(ingest::otlp::export))
         .route("/healthz", get(healthz))
+        .route("/", get(web::asset))
+        .route("/index.html", get(web::asset))
+        .route("/app.js", get(web::asset))
+        .route("/style.css", get(web::asset))
         .route("/metrics", get(selfmetrics::render))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -171,6 +171,10 @@ impl Buffer {
         self.batches.is_empty()
     }
 
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     pub fn points(&self) -> usize {
         self.batches.iter().map(|b| b.points).sum()
     }

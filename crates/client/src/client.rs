@@ -91,6 +91,14 @@ pub(crate) struct StatCounters {
     pub pushes_ok: AtomicU64,
     pub pushes_failed: AtomicU64,
     pub buffered_points: AtomicU64,
+    pub buffered_bytes: AtomicU64,
+}
+
+impl StatCounters {
+    pub fn buffered(&self, buffer: &crate::buffer::Buffer) {
+        self.buffered_points.store(buffer.points() as u64, Relaxed);
+        self.buffered_bytes.store(buffer.bytes() as u64, Relaxed);
+    }
 }
 
 /// The series of one process and the thread that pushes them. Cheap to
@@ -220,6 +228,7 @@ impl Client {
             pushes_ok: s.pushes_ok.load(Relaxed),
             pushes_failed: s.pushes_failed.load(Relaxed),
             buffered_points: s.buffered_points.load(Relaxed),
+            buffered_bytes: s.buffered_bytes.load(Relaxed),
             series: self.inner.series.load(Relaxed) as u64,
         }
     }

@@ -114,6 +114,8 @@ pub struct Stats {
     pub pushes_failed: u64,
     /// Points waiting in the buffer.
     pub buffered_points: u64,
+    /// Bytes (gzipped) waiting in the buffer, bounded by `max_buffer_bytes`.
+    pub buffered_bytes: u64,
     /// Series this process has.
     pub series: u64,
 }

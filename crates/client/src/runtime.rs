@@ -21,6 +21,7 @@ const MAX_AGE_SECS: f64 = 86_400.0 - 60.0;
 
 pub(crate) struct Runtime {
     pub shared: Arc<Shared>,
+    client: Client,
     ticker: JoinHandle<()>,
     sender: JoinHandle<()>,
 }
@@ -108,7 +109,7 @@ impl Runtime {
             .name("minutely-ticker".into())
             .spawn(move || ticker(&sh, &c, &cfg))
             .map_err(StartError::Thread)?;
-        let (sh, c) = (shared.clone(), client);
+        let (sh, c) = (shared.clone(), client.clone());
         let sender = std::thread::Builder::new()
             .name("minutely-sender".into())
             .spawn(move || sender(&sh, &c, &config));
@@ -123,6 +124,7 @@ impl Runtime {
         };
         Ok(Runtime {
             shared,
+            client,
             ticker,
             sender,
         })
@@ -137,7 +139,16 @@ impl Runtime {
         }
         let _ = self.ticker.join();
         let _ = self.sender.join();
-        self.shared.lock().buffer.is_empty()
+        let mut s = self.shared.lock();
+        let left = s.buffer.points();
+        let stats = &self.client.inner.stats;
+        if left > 0 {
+            stats.points_dropped.fetch_add(left as u64, Relaxed);
+            warn_limited!("minutely: shut down with {left} points not delivered");
+        }
+        s.buffer = Buffer::new(1);
+        stats.buffered(&s.buffer);
+        left == 0
     }
 }
 
@@ -188,11 +199,7 @@ fn ticker(shared: &Shared, client: &Client, config: &Config) {
                     warn_limited!("minutely: buffer full, dropped the oldest {dropped} points");
                 }
                 s.drained = requested;
-                client
-                    .inner
-                    .stats
-                    .buffered_points
-                    .store(s.buffer.points() as u64, Relaxed);
+                client.inner.stats.buffered(&s.buffer);
                 shared.cv.notify_all();
             }
             drained_seen = requested;
@@ -365,9 +372,7 @@ fn sender(shared: &Shared, client: &Client, config: &Config) {
                 );
             }
         }
-        stats
-            .buffered_points
-            .store(s.buffer.points() as u64, Relaxed);
+        stats.buffered(&s.buffer);
         shared.cv.notify_all();
     }
 }

@@ -307,3 +307,41 @@ fn buffered_data_arrives_after_the_server_comes_back() {
     check_distribution(&server, "outage_dist", &[], &vals);
     client.shutdown(Duration::from_secs(5));
 }
+
+#[test]
+fn a_full_buffer_drops_the_oldest_pushes_and_counts_them() {
+    let mut server = Server::start();
+    let client = Client::new();
+    client.start(server.config().build().unwrap()).unwrap();
+    client.increment_counter("warmup", 1.0, &[]);
+    assert!(client.flush(FLUSH));
+    server.stop();
+
+    // The size of a push of one counter point with a name of this length.
+    client.increment_counter("calib_00", 1.0, &[]);
+    assert!(!client.flush(Duration::from_millis(200)));
+    let one = client.stats().buffered_bytes;
+    assert!(one > 0);
+    client.shutdown(Duration::from_millis(100));
+
+    // Room for one such push, not two.
+    let config = server.config().max_buffer_bytes(one as usize * 3 / 2);
+    client.start(config.build().unwrap()).unwrap();
+    client.increment_counter("drop_old", 1.0, &[]);
+    assert!(!client.flush(Duration::from_millis(200)));
+    client.increment_counter("drop_new", 1.0, &[]);
+    assert!(!client.flush(Duration::from_millis(200)));
+    let stats = client.stats();
+    assert!(stats.points_dropped >= 1, "{stats:?}");
+    assert_eq!(stats.buffered_points, 1, "{stats:?}");
+
+    server.restart();
+    assert!(client.flush(FLUSH), "{:?}", client.stats());
+    assert_eq!(server.value("drop_new", "sum", &[]), Some(1.0));
+    assert_eq!(
+        server.value("drop_old", "sum", &[]),
+        None,
+        "the oldest push was dropped"
+    );
+    client.shutdown(Duration::from_secs(5));
+}

@@ -49,6 +49,9 @@ async fn serve(cfg: Config) -> Result<()> {
         println!("First start: created app \"default\" and two keys. They are shown only now; keep them.");
         println!("  push key:  {}", keys.push);
         println!("  admin key: {}", keys.admin);
+        if minutely_server::web::built() {
+            println!("  web UI:    http://{addr}/?key={}", keys.admin);
+        }
     }
     let state = AppState::new(store.clone(), cfg.server, clock.clone())?;
     let statsd = match cfg.statsd {

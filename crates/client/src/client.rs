@@ -321,6 +321,8 @@ impl Client {
         let limit = self.inner.max_series.load(Relaxed);
         if self.inner.series.fetch_add(1, Relaxed) >= limit {
             self.inner.series.fetch_sub(1, Relaxed);
+            // Not under the lock: a logger may record metrics itself.
+            drop(canonical);
             warn_limited!(
                 "minutely: dropping new {} {name:?}: this process has {limit} series (max_series)",
                 kind.kind

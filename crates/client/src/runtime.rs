@@ -139,15 +139,18 @@ impl Runtime {
         }
         let _ = self.ticker.join();
         let _ = self.sender.join();
-        let mut s = self.shared.lock();
-        let left = s.buffer.points();
         let stats = &self.client.inner.stats;
+        let left = {
+            let mut s = self.shared.lock();
+            let left = s.buffer.points();
+            s.buffer = Buffer::new(1);
+            stats.buffered(&s.buffer);
+            left
+        };
         if left > 0 {
             stats.points_dropped.fetch_add(left as u64, Relaxed);
             warn_limited!("minutely: shut down with {left} points not delivered");
         }
-        s.buffer = Buffer::new(1);
-        stats.buffered(&s.buffer);
         left == 0
     }
 }
@@ -188,19 +191,19 @@ fn ticker(shared: &Shared, client: &Client, config: &Config) {
                 let points = client.drain(window_start, now);
                 window_start = now;
                 let batches = encode(&points, config.env.as_deref(), &mut keys);
-                let mut s = shared.lock();
-                let dropped: usize = batches.into_iter().map(|b| s.buffer.push(b)).sum();
+                let dropped: usize = {
+                    let mut s = shared.lock();
+                    let dropped = batches.into_iter().map(|b| s.buffer.push(b)).sum();
+                    s.drained = requested;
+                    client.inner.stats.buffered(&s.buffer);
+                    shared.cv.notify_all();
+                    dropped
+                };
                 if dropped > 0 {
-                    client
-                        .inner
-                        .stats
-                        .points_dropped
-                        .fetch_add(dropped as u64, Relaxed);
+                    let stats = &client.inner.stats;
+                    stats.points_dropped.fetch_add(dropped as u64, Relaxed);
                     warn_limited!("minutely: buffer full, dropped the oldest {dropped} points");
                 }
-                s.drained = requested;
-                client.inner.stats.buffered(&s.buffer);
-                shared.cv.notify_all();
             }
             drained_seen = requested;
             next_drain = next_tick(now, every);
@@ -331,10 +334,33 @@ fn sender(shared: &Shared, client: &Client, config: &Config) {
         } else {
             send(&agent, config, &batch, timeout)
         };
-        let mut s = shared.lock();
+        // Book-keeping under the lock; logging after it, so a logger that
+        // records metrics or flushes cannot deadlock on it.
+        {
+            let mut s = shared.lock();
+            match &outcome {
+                Sent::Ok { .. } => {
+                    s.buffer.remove_front(&batch);
+                    s.healthy = true;
+                    failures = 0;
+                    retry_at = None;
+                }
+                Sent::Retry(_) => {
+                    failures += 1;
+                    let mut wait = backoff(config, failures, &mut jitter);
+                    if s.stopping.is_some() {
+                        wait = wait.min(Duration::from_millis(100));
+                    }
+                    retry_at = Some(Instant::now() + wait);
+                    s.healthy = false;
+                }
+                Sent::Refused(_) => s.buffer.remove_front(&batch),
+            }
+            stats.buffered(&s.buffer);
+            shared.cv.notify_all();
+        }
         match outcome {
             Sent::Ok { accepted, rejected } => {
-                s.buffer.remove_front(&batch);
                 stats.pushes_ok.fetch_add(1, Relaxed);
                 stats.points_sent.fetch_add(accepted, Relaxed);
                 if let Some(first) = rejected.first() {
@@ -346,23 +372,13 @@ fn sender(shared: &Shared, client: &Client, config: &Config) {
                         rejected.len()
                     );
                 }
-                failures = 0;
-                retry_at = None;
-                s.healthy = true;
             }
             Sent::Retry(msg) => {
                 stats.pushes_failed.fetch_add(1, Relaxed);
-                failures += 1;
-                let mut wait = backoff(config, failures, &mut jitter);
-                if s.stopping.is_some() {
-                    wait = wait.min(Duration::from_millis(100));
-                }
-                retry_at = Some(Instant::now() + wait);
-                s.healthy = false;
+                let wait = retry_at.map(|t| t.saturating_duration_since(Instant::now()));
                 warn_limited!("minutely: push failed, retrying in {wait:.1?}: {msg}");
             }
             Sent::Refused(msg) => {
-                s.buffer.remove_front(&batch);
                 stats.pushes_failed.fetch_add(1, Relaxed);
                 stats.points_dropped.fetch_add(batch.points as u64, Relaxed);
                 warn_limited!(
@@ -372,8 +388,6 @@ fn sender(shared: &Shared, client: &Client, config: &Config) {
                 );
             }
         }
-        stats.buffered(&s.buffer);
-        shared.cv.notify_all();
     }
 }
 

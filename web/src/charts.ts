@@ -1,0 +1,307 @@
+// Graphs of a dashboard: turning query answers into uPlot charts (line,
+// area, relative area) or one big number, with a synced crosshair, a hover
+// tooltip, drag to zoom and per-graph errors.
+
+import uPlot from "uplot";
+import { FormatSpec, fmtTime, formatValue, h } from "./util";
+
+export interface MetricQuery {
+  name: string;
+  fields?: string[];
+  tags?: Record<string, string>;
+  group_by?: string[];
+  across?: string;
+}
+export interface Graph extends FormatSpec {
+  title: string;
+  description?: string;
+  chart?: "line" | "area" | "relative_area" | "number";
+  value?: "first" | "last" | "mean" | "sum" | "min" | "max";
+  label?: string;
+  draw_null_as_zero?: boolean;
+  metrics: MetricQuery[];
+}
+export interface Dashboard {
+  id?: string;
+  title: string;
+  description?: string;
+  env?: string;
+  graphs: Graph[];
+}
+
+/** One query of the batch and where its answer goes. */
+export interface Planned {
+  graph: number;
+  metric: string;
+  field: string;
+  query: Record<string, unknown>;
+}
+
+export interface Range {
+  from: number;
+  to: number;
+  step: number;
+}
+
+const STEPS = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+
+/** A range ending at the last whole minute, with at most ~500 buckets. */
+export function makeRange(from: number, to: number): Range {
+  const span = Math.max(60, to - from);
+  const step = STEPS.find((s) => span / s <= 500) ?? 86400;
+  return { from: Math.floor(from / step) * step, to: Math.floor(to / 60) * 60, step };
+}
+
+/** Expands `*` patterns against the catalogue's names. */
+export function expand(pattern: string, names: string[]): string[] {
+  if (!pattern.includes("*")) return [pattern];
+  const re = new RegExp("^" + pattern.split("*").map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*") + "$");
+  return names.filter((n) => re.test(n));
+}
+
+/** Every query of a dashboard, for one `POST /api/v1/query`. */
+export function plan(d: Dashboard, app: string, range: Range, names: string[]): Planned[] {
+  const out: Planned[] = [];
+  d.graphs.forEach((g, gi) => {
+    for (const m of g.metrics) {
+      for (const metric of expand(m.name, names)) {
+        for (const field of m.fields?.length ? m.fields : [""]) {
+          out.push({
+            graph: gi,
+            metric,
+            field,
+            query: {
+              app,
+              env: d.env,
+              metric,
+              field: field || undefined,
+              from: range.from,
+              to: range.to,
+              step: range.step,
+              tag: Object.entries(m.tags ?? {}).map(([k, v]) => `${k}:${v}`),
+              group_by: m.group_by ?? [],
+              across: m.across,
+            },
+          });
+        }
+      }
+    }
+  });
+  return out;
+}
+
+export interface Line {
+  label: string;
+  values: (number | null)[];
+}
+export interface GraphData {
+  times: number[];
+  lines: Line[];
+  errors: string[];
+}
+
+/** Label from the template: `%name%`, `%field%` and tag keys. */
+export function label(tpl: string | undefined, metric: string, field: string, tags: Record<string, string>, many: boolean): string {
+  if (tpl) {
+    return tpl.replace(/%([A-Za-z0-9_.:/-]+)%/g, (_, k: string) =>
+      k === "name" ? metric : k === "field" ? field : tags[k] ?? "",
+    ).trim() || metric;
+  }
+  const parts = [metric];
+  if (field && many) parts.push(field);
+  parts.push(...Object.values(tags));
+  return parts.join(" ");
+}
+
+/** Groups the batch's answers per graph, with null handling applied. */
+export function collect(d: Dashboard, planned: Planned[], results: any[], range: Range): GraphData[] {
+  const n = Math.max(0, Math.ceil((range.to - range.from) / range.step));
+  const times = Array.from({ length: n }, (_, i) => range.from + i * range.step);
+  const out: GraphData[] = d.graphs.map(() => ({ times, lines: [], errors: [] }));
+  planned.forEach((p, i) => {
+    const r = results[i] ?? { error: "no answer" };
+    const g = d.graphs[p.graph];
+    const gd = out[p.graph];
+    if (r.error) {
+      gd.errors.push(`${p.metric}${p.field ? " " + p.field : ""}: ${r.error}`);
+      return;
+    }
+    const many = planned.filter((q) => q.graph === p.graph).length > 1;
+    for (const s of r.series ?? []) {
+      const byTs = new Map<number, number | null>(s.points.map((pt: [number, number | null]) => [pt[0], pt[1]]));
+      let last: number | null = null;
+      const values = times.map((t) => {
+        const v = byTs.get(t) ?? null;
+        if (v !== null) {
+          last = v;
+          return v;
+        }
+        return g.draw_null_as_zero ? 0 : last;
+      });
+      gd.lines.push({ label: label(g.label, p.metric, r.field || p.field, s.tags ?? {}, many), values });
+    }
+  });
+  return out;
+}
+
+const PALETTE = ["#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#ec4899", "#14b8a6", "#84cc16", "#f97316", "#64748b"];
+
+function cssVar(name: string): string {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
+}
+
+/** One big value over the range. */
+function numberValue(values: (number | null)[], how: Graph["value"]): number | null {
+  const xs = values.filter((v): v is number => v !== null);
+  if (!xs.length) return null;
+  switch (how) {
+    case "first":
+      return xs[0];
+    case "mean":
+      return xs.reduce((a, b) => a + b, 0) / xs.length;
+    case "sum":
+      return xs.reduce((a, b) => a + b, 0);
+    case "min":
+      return Math.min(...xs);
+    case "max":
+      return Math.max(...xs);
+    default:
+      return xs[xs.length - 1];
+  }
+}
+
+export interface ChartHooks {
+  /** Called with a time range when the user drags over a chart. */
+  onZoom: (from: number, to: number) => void;
+}
+
+/** Draws a graph into `box` (replacing what was there); returns the uPlot, if any. */
+export function drawGraph(box: HTMLElement, g: Graph, data: GraphData, step: number, hooks: ChartHooks): uPlot | null {
+  box.replaceChildren();
+  box.dataset.series = String(data.lines.length);
+  box.dataset.points = String(data.lines.reduce((a, l) => a + l.values.filter((v) => v !== null).length, 0));
+  for (const e of data.errors) box.append(h("div", { class: "graph-error", role: "alert" }, e));
+  if (!data.lines.length) {
+    if (!data.errors.length) box.append(h("div", { class: "empty" }, "No data in this range"));
+    return null;
+  }
+  if (g.chart === "number") {
+    box.append(
+      h("div", { class: "numbers" },
+        data.lines.map((l) =>
+          h("div", { class: "number" },
+            h("div", { class: "big" }, formatValue(numberValue(l.values, g.value), g, step)),
+            data.lines.length > 1 || g.label ? h("div", { class: "muted" }, l.label) : null,
+          ),
+        ),
+      ),
+    );
+    return null;
+  }
+  const relative = g.chart === "relative_area";
+  const area = g.chart === "area" || relative;
+  let plotted = data.lines.map((l) => l.values);
+  if (relative) {
+    // Each line's share of the total, stacked; the top one is drawn first.
+    const totals = data.times.map((_, i) => data.lines.reduce((a, l) => a + (l.values[i] ?? 0), 0));
+    const shares = data.lines.map((l) => l.values.map((v, i) => (v === null || !totals[i] ? null : (100 * v) / totals[i])));
+    const stacked: (number | null)[][] = [];
+    shares.forEach((s, j) => stacked.push(s.map((v, i) => (v === null ? null : v + (j ? stacked[j - 1][i] ?? 0 : 0)))));
+    plotted = stacked;
+  }
+  const fmt: typeof g = relative ? { ...g, format: "percent" } : g;
+  const shown = (si: number, i: number): number | null => {
+    if (!relative) return data.lines[si].values[i];
+    const cur = plotted[si][i];
+    const below = si ? plotted[si - 1][i] ?? 0 : 0;
+    return cur === null ? null : cur - below;
+  };
+  const order = relative ? [...data.lines.keys()].reverse() : [...data.lines.keys()];
+  const width = Math.max(200, box.clientWidth || 400);
+  const tip = h("div", { class: "tooltip", hidden: true });
+  const axisColor = cssVar("--muted");
+  const grid = cssVar("--grid");
+  const opts: uPlot.Options = {
+    width,
+    height: 200,
+    legend: { show: false },
+    cursor: {
+      sync: { key: "dashboard", setSeries: false },
+      drag: { x: true, y: false, setScale: false },
+      points: { size: 6 },
+    },
+    scales: { x: { time: true }, y: relative ? { range: [0, 100] } : { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
+    axes: [
+      { stroke: axisColor, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
+      {
+        stroke: axisColor,
+        grid: { stroke: grid, width: 1 },
+        ticks: { stroke: grid },
+        size: 60,
+        values: (_u, vals) => vals.map((v) => formatValue(v, fmt, step)),
+      },
+    ],
+    series: [
+      {},
+      ...order.map((li) => {
+        const color = PALETTE[li % PALETTE.length];
+        return {
+          label: data.lines[li].label,
+          stroke: color,
+          width: 1.5,
+          fill: area ? (relative ? color + "cc" : color + "33") : undefined,
+          spanGaps: false,
+          points: { show: false },
+        } as uPlot.Series;
+      }),
+    ],
+    hooks: {
+      setCursor: [
+        (u) => {
+          const i = u.cursor.idx;
+          if (i === null || i === undefined || !box.matches(":hover")) {
+            tip.hidden = true;
+            return;
+          }
+          const rows = data.lines
+            .map((l, li) => ({ l, li, v: shown(li, i) }))
+            .sort((a, b) => (b.v ?? -Infinity) - (a.v ?? -Infinity));
+          tip.replaceChildren(
+            h("div", { class: "tip-time" }, fmtTime(data.times[i], true)),
+            ...rows.map((r) =>
+              h("div", { class: "tip-row" },
+                h("span", { class: "swatch", style: `background:${PALETTE[r.li % PALETTE.length]}` }),
+                h("span", { class: "tip-label" }, r.l.label),
+                h("span", { class: "tip-value" }, formatValue(r.v, fmt, step)),
+              ),
+            ),
+          );
+          tip.hidden = false;
+          const left = u.valToPos(data.times[i], "x");
+          tip.style.left = `${Math.min(left + 12, Math.max(0, u.over.clientWidth - tip.offsetWidth))}px`;
+        },
+      ],
+      setSelect: [
+        (u) => {
+          if (u.select.width > 4) {
+            const from = u.posToVal(u.select.left, "x");
+            const to = u.posToVal(u.select.left + u.select.width, "x");
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+            hooks.onZoom(Math.floor(from), Math.ceil(to));
+          }
+        },
+      ],
+    },
+  };
+  const plot = new uPlot(opts, [data.times, ...order.map((li) => plotted[li])] as uPlot.AlignedData, box);
+  plot.over.append(tip);
+  plot.over.addEventListener("mouseleave", () => (tip.hidden = true));
+  box.append(
+    h("div", { class: "legend" },
+      data.lines.map((l, li) =>
+        h("span", { class: "legend-item" }, h("span", { class: "swatch", style: `background:${PALETTE[li % PALETTE.length]}` }), l.label),
+      ),
+    ),
+  );
+  return plot;
+}

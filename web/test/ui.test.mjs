@@ -1,0 +1,264 @@
+// Browser tests of the web UI against the real binary with demo data, in
+// headless Chromium (Debian's package) driven by playwright-core.
+//
+//   MINUTELY_BIN=target/debug/minutely node --test web/test/
+//
+// Screenshots of the main pages go to docs/screenshots/.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const bin = process.env.MINUTELY_BIN ?? join(repo, "target/debug/minutely");
+const shots = join(repo, "docs/screenshots");
+const ADMIN = "ui-test-admin-key-0123456789";
+
+let server, url, browser, tmp;
+
+before(async () => {
+  tmp = mkdtempSync(join(tmpdir(), "minutely-ui-"));
+  server = spawn(bin, ["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir", join(tmp, "data"), "--statsd", "off"], {
+    env: { ...process.env, MINUTELY_ADMIN_KEY: ADMIN, MINUTELY_PUSH_KEY: "ui-test-push-key-0123456789", MINUTELY_LOG: "warn" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 120_000);
+    server.stdout.on("data", (b) => {
+      out += b;
+      const m = out.match(/minutely listening on (http:\/\/\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    server.on("exit", (code) => reject(new Error(`server exited with ${code}: ${out}`)));
+  });
+  assert.match(out, new RegExp(`web UI: +${url.replace(/[.]/g, "\\.")}/\\?key=${ADMIN}`), "the first start prints the UI link");
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+    // launch() gives the browser a fresh temporary profile (user data dir).
+  });
+  mkdirSync(shots, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  if (server && server.exitCode === null) {
+    const exited = new Promise((r) => server.on("exit", r));
+    server.kill("SIGTERM");
+    await exited;
+  }
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+async function page(width = 1400) {
+  const ctx = await browser.newContext({ viewport: { width, height: 1000 }, acceptDownloads: true });
+  const p = await ctx.newPage();
+  const errors = [];
+  p.on("pageerror", (e) => errors.push(e.message));
+  p.errors = errors;
+  return p;
+}
+
+/** Signs in with the link the server prints. */
+async function signedIn(width) {
+  const p = await page(width);
+  await p.goto(`${url}/?key=${ADMIN}`);
+  await p.waitForSelector("text=Webshop overview");
+  assert.equal(new URL(p.url()).search, "", "the key leaves the address bar");
+  return p;
+}
+
+/** Waits until every graph of the page has drawn (or shown an error). */
+async function drawn(p, graphs) {
+  await p.waitForFunction((n) => document.querySelectorAll(".graph .plot[data-series]").length === n, graphs);
+}
+
+test("sign in with a typed key, a wrong key, and sign out", async () => {
+  const p = await page();
+  await p.goto(url);
+  await p.fill("#key", "wrong");
+  await p.click("button[type=submit]");
+  await p.waitForSelector("text=unknown or revoked key");
+  await p.fill("#key", ADMIN);
+  await p.click("button[type=submit]");
+  await p.waitForSelector("text=Webshop overview");
+  await p.screenshot({ path: join(shots, "dashboards.png") });
+  await p.click("#signout");
+  await p.waitForSelector("#key");
+  await p.reload();
+  await p.waitForSelector("#key");
+  assert.deepEqual(p.errors, []);
+});
+
+test("the demo dashboard draws every graph with data, hover shows values, ranges change", async () => {
+  const p = await signedIn();
+  const queries = [];
+  p.on("request", (r) => r.url().endsWith("/api/v1/query") && queries.push(r.method()));
+  await p.click("text=Webshop overview");
+  await drawn(p, 4);
+  assert.deepEqual(queries, ["POST"], "one POST /api/v1/query per refresh");
+  const graphs = await p.$$eval(".graph", (gs) =>
+    gs.map((g) => ({
+      title: g.dataset.title,
+      series: Number(g.querySelector(".plot").dataset.series),
+      points: Number(g.querySelector(".plot").dataset.points),
+      errors: g.querySelectorAll(".graph-error").length,
+      canvas: !!g.querySelector("canvas"),
+    })),
+  );
+  for (const g of graphs) {
+    assert.equal(g.errors, 0, g.title);
+    assert.ok(g.series >= 1 && g.points > 10, `${g.title} has data: ${JSON.stringify(g)}`);
+  }
+  assert.equal(graphs.find((g) => g.title === "Active shoppers").series, 2, "one line per region");
+  assert.equal(graphs.find((g) => g.title === "Payment mix").series, 2, "one area per payment");
+  assert.ok(graphs.filter((g) => g.canvas).length >= 3);
+  const big = await p.textContent(".graph[data-title='Orders in range'] .big");
+  assert.match(big, /^\d/, "the number graph shows a number");
+  await p.screenshot({ path: join(shots, "dashboard.png") });
+
+  // Hover: the tooltip lists every series' value at that minute, and the
+  // crosshair moves on the other graphs too.
+  const over = await p.$(".graph[data-title='Active shoppers'] .u-over");
+  const box = await over.boundingBox();
+  await p.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2);
+  const tip = await p.waitForSelector(".graph[data-title='Active shoppers'] .tooltip:not([hidden])");
+  const rows = await tip.$$eval(".tip-row", (rs) => rs.map((r) => r.textContent));
+  assert.equal(rows.length, 2);
+  for (const r of rows) assert.match(r, /^(eu|us)\d/);
+  const cursors = await p.$$eval(".u-cursor-x", (cs) => cs.filter((c) => c.style.transform && !c.style.transform.includes("-10px")).length);
+  assert.ok(cursors >= 3, `crosshair synced across graphs (${cursors})`);
+  await p.screenshot({ path: join(shots, "hover.png") });
+
+  // Time range: 1 h has minute buckets.
+  await p.click("button[data-range='1h']");
+  await p.waitForFunction(() => location.hash.includes("range=1h"));
+  await drawn(p, 4);
+  await p.waitForFunction(() => Number(document.querySelector(".graph[data-title='Active shoppers'] .plot").dataset.points) <= 2 * 61);
+  assert.ok(queries.length >= 2);
+  assert.deepEqual(p.errors, []);
+});
+
+test("create a dashboard with two metrics, reload, export and import it", async () => {
+  const p = await signedIn();
+  await p.click("text=New dashboard");
+  const yaml = `title: Two metrics <b>escaped</b>
+graphs:
+- title: Shoppers and orders
+  metrics:
+  - name: active_shoppers
+  - name: order_count
+    fields: [sum]
+`;
+  await p.fill("textarea", yaml);
+  await p.click("#save");
+  await p.waitForSelector("h1:text('Two metrics <b>escaped</b>')");
+  await drawn(p, 1);
+  assert.equal(await p.$eval(".graph .plot", (e) => e.dataset.series), "2");
+  assert.equal(await p.$("h1 b"), null, "user text is escaped");
+  await p.reload();
+  await drawn(p, 1);
+  const id = decodeURIComponent(new URL(p.url()).hash.split("/")[2].split("?")[0]);
+  assert.equal(id, "two-metrics-b-escaped-b");
+
+  // Export downloads our YAML; importing it makes an identical dashboard.
+  const [download] = await Promise.all([p.waitForEvent("download"), p.click("text=Export YAML")]);
+  const file = join(tmp, "export.yaml");
+  await download.saveAs(file);
+  const exported = readFileSync(file, "utf8");
+  assert.match(exported, /^title: Two metrics <b>escaped<\/b>\n/);
+  await p.goto(`${url}/#/dashboards`);
+  await p.setInputFiles("input[type=file]", file);
+  await p.waitForFunction(() => location.hash.startsWith("#/d/two-metrics-b-escaped-b-2"));
+  const again = await p.evaluate(async (key) => {
+    const r = await fetch("/api/v1/dashboards/two-metrics-b-escaped-b-2?app=webshop&format=yaml", { headers: { Authorization: `Bearer ${key}` } });
+    return r.text();
+  }, ADMIN);
+  assert.equal(again, exported);
+  // And by pasting into the import page.
+  await p.goto(`${url}/#/import`);
+  await p.fill("textarea", exported);
+  await p.click("#save");
+  await p.waitForFunction(() => location.hash.startsWith("#/d/two-metrics-b-escaped-b-3"));
+  await p.goto(`${url}/#/dashboards`);
+  await p.waitForSelector("[data-id='two-metrics-b-escaped-b-3']");
+  await p.screenshot({ path: join(shots, "dashboard-list.png") });
+  assert.deepEqual(p.errors, []);
+});
+
+test("the explorer charts a distribution's p95 grouped by a tag", async () => {
+  const p = await signedIn();
+  await p.goto(`${url}/#/explore`);
+  await p.fill("input[type=search]", "order_item");
+  await p.click("tr[data-metric='order_item_count']");
+  await p.selectOption("select[aria-label=field]", "p95");
+  await p.waitForFunction(() => location.hash.includes("field=p95"));
+  await p.selectOption("select[aria-label='group by']", "region");
+  await p.waitForFunction(() => location.hash.includes("group_by=region"));
+  await drawn(p, 1);
+  const plot = await p.$eval(".graph .plot", (e) => ({ series: Number(e.dataset.series), points: Number(e.dataset.points) }));
+  assert.equal(plot.series, 2);
+  assert.ok(plot.points > 10);
+  const legend = await p.$$eval(".legend-item", (ls) => ls.map((l) => l.textContent));
+  assert.deepEqual(legend, ["order_item_count eu", "order_item_count us"]);
+  // The address is shareable: a fresh tab opens the same chart.
+  const shared = p.url();
+  const q = await signedIn();
+  await q.goto(shared);
+  await drawn(q, 1);
+  assert.equal(await q.$eval(".graph .plot", (e) => e.dataset.series), "2");
+  await p.screenshot({ path: join(shots, "explorer.png") });
+  assert.deepEqual(p.errors, []);
+});
+
+test("the automatic dashboard shows what no dashboard does; a failing graph shows its error", async () => {
+  const p = await signedIn();
+  await p.goto(`${url}/#/auto`);
+  await drawn(p, 1);
+  assert.deepEqual(await p.$$eval(".graph", (gs) => gs.map((g) => g.dataset.title)), ["invoice_count"]);
+  // A graph with a field that does not fit its metric errors; the other draws.
+  const r = await p.evaluate(async (key) => {
+    const body = "title: Broken\ngraphs:\n- title: Bad\n  metrics:\n  - name: active_shoppers\n    fields: [p95]\n- title: Good\n  metrics:\n  - name: order_count\n";
+    const res = await fetch("/api/v1/dashboards?app=webshop", { method: "POST", headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/yaml" }, body });
+    return res.json();
+  }, ADMIN);
+  await p.goto(`${url}/#/d/${r.id}`);
+  await drawn(p, 2);
+  assert.match(await p.textContent(".graph[data-title='Bad'] .graph-error"), /does not apply to "active_shoppers"/);
+  assert.ok(Number(await p.$eval(".graph[data-title='Good'] .plot", (e) => e.dataset.points)) > 10);
+  // Phone width: graphs stack in one column.
+  await p.setViewportSize({ width: 390, height: 900 });
+  await p.goto(`${url}/#/d/webshop-overview`);
+  await drawn(p, 4);
+  await p.screenshot({ path: join(shots, "phone.png"), fullPage: false });
+  assert.deepEqual(p.errors, []);
+});
+
+test("a 10-graph dashboard over 24 h renders in under a second", async () => {
+  const p = await signedIn();
+  const graphs = Array.from({ length: 10 }, (_, i) => `- title: G${i}\n  metrics:\n  - name: order_item_count\n    fields: [mean, p95]\n    group_by: [region]\n`).join("");
+  const r = await p.evaluate(async ([key, body]) => {
+    const res = await fetch("/api/v1/dashboards?app=webshop", { method: "POST", headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/yaml" }, body });
+    return res.json();
+  }, [ADMIN, `title: Ten\ngraphs:\n${graphs}`]);
+  await p.goto(`${url}/#/dashboards`);
+  await p.waitForSelector(`[data-id='${r.id}']`);
+  const t0 = Date.now();
+  await p.goto(`${url}/#/d/${r.id}?range=24h`);
+  await drawn(p, 10);
+  const ms = Date.now() - t0;
+  writeFileSync(join(tmp, "timing"), String(ms));
+  assert.ok(ms < 1000, `rendered in ${ms} ms`);
+});

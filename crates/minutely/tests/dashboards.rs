@@ -396,3 +396,19 @@ fn demo_creates_its_dashboards_once() {
         "a deleted demo dashboard stays deleted"
     );
 }
+
+#[test]
+fn root_serves_the_web_ui_or_says_how_to_build_it() {
+    let s = Server::start();
+    let resp = ureq::get(&format!("{}/", s.url)).call().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.content_type().starts_with("text/html"));
+    let page = resp.into_string().unwrap();
+    assert!(
+        page.contains("<script src=\"/app.js\">") || page.contains("web UI is not built"),
+        "{page}"
+    );
+    // API paths still answer JSON 404s.
+    let (code, e) = s.request("GET", "/api/v1/nothing", ADMIN_KEY, None);
+    assert_eq!((code, e["error"].as_str().unwrap()), (404, "no endpoint at /api/v1/nothing"));
+}

@@ -172,6 +172,57 @@ pub struct DashboardRecord {
     pub body: String,
 }
 
+/// A stored alert definition of one app (opaque JSON, like dashboards).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    pub app: String,
+    /// Unique within the app; safe in URLs.
+    pub id: String,
+    pub created: i64,
+    pub updated: i64,
+    /// The definition as JSON.
+    pub body: String,
+}
+
+/// One incident of an alert's series. The store reads only `app`, `id` and
+/// `closed_at` (for pruning); `body` is the server's JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentRecord {
+    pub app: String,
+    /// Unique within the app (`{alert id}-{n}`).
+    pub id: String,
+    pub alert_id: String,
+    pub opened_at: i64,
+    pub closed_at: Option<i64>,
+    pub body: String,
+}
+
+/// A notification waiting to be delivered (the server's JSON in `body`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub id: u64,
+    /// Unix seconds of the next attempt.
+    pub due: i64,
+    pub attempts: u32,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    pub body: String,
+}
+
+/// What one evaluation pass of an alert changes, committed atomically.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertPass {
+    pub app: String,
+    pub alert_id: String,
+    /// The evaluator's new state of the alert (JSON).
+    pub state: String,
+    /// Incidents opened, updated or closed (inserted or replaced).
+    pub incidents: Vec<IncidentRecord>,
+    /// Notification bodies to queue, due at `now`.
+    pub notifications: Vec<String>,
+    pub now: i64,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StoreStats {
     pub series: usize,
@@ -263,6 +314,30 @@ pub trait Store: Send + Sync + 'static {
     fn put_dashboard(&self, dashboard: DashboardRecord) -> Result<(), StoreError>;
     /// Deletes a dashboard; `false` when there was none.
     fn delete_dashboard(&self, app: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// Alert definitions of an app sorted by id, or of every app (`None`).
+    fn alerts(&self, app: Option<&str>) -> Result<Vec<AlertRecord>, StoreError>;
+    /// Creates or replaces the alert (app, id); its state and incidents stay.
+    fn put_alert(&self, alert: AlertRecord) -> Result<(), StoreError>;
+    /// Deletes an alert and its evaluator state (its incidents stay);
+    /// `false` when there was none.
+    fn delete_alert(&self, app: &str, id: &str) -> Result<bool, StoreError>;
+    /// The evaluator's saved state of an alert (JSON).
+    fn alert_state(&self, app: &str, id: &str) -> Result<Option<String>, StoreError>;
+    /// Commits one evaluation pass: state, incidents and queued
+    /// notifications in one transaction. Returns the notifications' ids.
+    fn commit_alert_pass(&self, pass: AlertPass) -> Result<Vec<u64>, StoreError>;
+    /// The incidents of an app.
+    fn incidents(&self, app: &str) -> Result<Vec<IncidentRecord>, StoreError>;
+    /// Deletes incidents that closed before `before`; returns how many.
+    fn prune_incidents(&self, before: i64) -> Result<usize, StoreError>;
+    /// Notifications not yet delivered, by id.
+    fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Saves a failed attempt (new `attempts`, `due`, `last_error`); an
+    /// entry already removed stays removed.
+    fn update_outbox(&self, entry: OutboxEntry) -> Result<(), StoreError>;
+    /// Forgets a delivered notification.
+    fn remove_outbox(&self, id: u64) -> Result<(), StoreError>;
 
     fn stats(&self) -> StoreStats;
 

@@ -38,6 +38,10 @@ pub fn init_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(KEYS).map_err(engine)?;
         txn.open_table(APPS).map_err(engine)?;
         txn.open_table(DASHBOARDS).map_err(engine)?;
+        txn.open_table(ALERTS).map_err(engine)?;
+        txn.open_table(ALERT_STATE).map_err(engine)?;
+        txn.open_table(INCIDENTS).map_err(engine)?;
+        txn.open_table(OUTBOX).map_err(engine)?;
     }
     txn.commit().map_err(engine)?;
     Ok(())

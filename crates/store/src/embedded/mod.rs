@@ -13,6 +13,7 @@
 //! together under a gate that checkpoints hold while they commit, so a read
 //! never sees a minute twice or not at all.
 
+mod alerts;
 mod blocks;
 mod checkpoint;
 mod head;
@@ -23,6 +24,7 @@ mod tables;
 mod wal;
 mod writer;
 
+use crate::{AlertPass, AlertRecord, IncidentRecord, OutboxEntry};
 use crate::{
     AppRecord, DashboardRecord, KeyRecord, MetricInfo, PushOutcome, PushRequest, Rejected,
     Resolution, Retention, SeriesId, SeriesInfo, Store, StoreError, StoreStats,
@@ -581,6 +583,52 @@ impl Store for EmbeddedStore {
     fn delete_dashboard(&self, app: &str, id: &str) -> Result<bool, StoreError> {
         let _writer = self.inner.writer_lock();
         meta::delete_dashboard(&self.inner.db, app, id)
+    }
+
+    fn alerts(&self, app: Option<&str>) -> Result<Vec<AlertRecord>, StoreError> {
+        alerts::alerts(&self.inner.db, app)
+    }
+
+    fn put_alert(&self, alert: AlertRecord) -> Result<(), StoreError> {
+        let _writer = self.inner.writer_lock();
+        alerts::put_alert(&self.inner.db, alert)
+    }
+
+    fn delete_alert(&self, app: &str, id: &str) -> Result<bool, StoreError> {
+        let _writer = self.inner.writer_lock();
+        alerts::delete_alert(&self.inner.db, app, id)
+    }
+
+    fn alert_state(&self, app: &str, id: &str) -> Result<Option<String>, StoreError> {
+        alerts::alert_state(&self.inner.db, app, id)
+    }
+
+    fn commit_alert_pass(&self, pass: AlertPass) -> Result<Vec<u64>, StoreError> {
+        let _writer = self.inner.writer_lock();
+        alerts::commit_pass(&self.inner.db, pass)
+    }
+
+    fn incidents(&self, app: &str) -> Result<Vec<IncidentRecord>, StoreError> {
+        alerts::incidents(&self.inner.db, app)
+    }
+
+    fn prune_incidents(&self, before: i64) -> Result<usize, StoreError> {
+        let _writer = self.inner.writer_lock();
+        alerts::prune_incidents(&self.inner.db, before)
+    }
+
+    fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        alerts::outbox(&self.inner.db)
+    }
+
+    fn update_outbox(&self, entry: OutboxEntry) -> Result<(), StoreError> {
+        let _writer = self.inner.writer_lock();
+        alerts::update_outbox(&self.inner.db, entry)
+    }
+
+    fn remove_outbox(&self, id: u64) -> Result<(), StoreError> {
+        let _writer = self.inner.writer_lock();
+        alerts::remove_outbox(&self.inner.db, id)
     }
 
     fn backup(&self, dest: &Path) -> Result<(), StoreError> {

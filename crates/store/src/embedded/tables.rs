@@ -23,12 +23,23 @@ pub const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
 /// (app, dashboard id) -> JSON dashboard record. Added in 0.1 without a
 /// format bump: a missing table is created at open, older binaries ignore it.
 pub const DASHBOARDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("dashboards");
+/// (app, alert id) -> JSON alert record (definition as JSON text). The four
+/// alert tables were added in 0.1 without a format bump, like `dashboards`.
+pub const ALERTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("alerts");
+/// (app, alert id) -> JSON evaluator state of the alert (cursor, series).
+pub const ALERT_STATE: TableDefinition<(&str, &str), &str> = TableDefinition::new("alert_state");
+/// (app, incident id) -> JSON incident record.
+pub const INCIDENTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("incidents");
+/// notification id -> JSON outbox entry, until delivered.
+pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// "format_version", "next_series_id", "wal_applied_through".
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// META key: the newest log segment whose records are all in redb.
 pub const WAL_APPLIED_THROUGH: &str = "wal_applied_through";
 /// META key: the next series id (ids are never reused).
 pub const NEXT_SERIES_ID: &str = "next_series_id";
+/// META key: the next outbox notification id.
+pub const NEXT_OUTBOX_ID: &str = "next_outbox_id";
 
 /// Converts any redb error; a full disk becomes `DiskFull` so pushes get 503.
 pub fn engine<E: std::fmt::Display>(e: E) -> StoreError {

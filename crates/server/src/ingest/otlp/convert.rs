@@ -181,7 +181,7 @@ pub fn any_text(v: &AnyValue) -> String {
 }
 
 /// A resource attribute as text, if present.
-pub fn attribute<'a>(attrs: &'a [KeyValue], key: &str) -> Option<String> {
+pub fn attribute(attrs: &[KeyValue], key: &str) -> Option<String> {
     attrs
         .iter()
         .find(|kv| kv.key == key)

@@ -202,7 +202,9 @@ pub fn explicit(
     if counts.is_empty() {
         // Count and sum only: all values at the mean.
         let mean = sum.unwrap_or(0.0) / count as f64;
-        let (lo, hi) = (min.unwrap_or(mean), max.unwrap_or(mean));
+        // Given extremes win; a missing one is the mean, kept in order.
+        let lo = min.unwrap_or(mean.min(max.unwrap_or(mean)));
+        let hi = max.unwrap_or(mean).max(lo);
         let mut s = Sketch::new();
         s.add_weighted(mean.clamp(lo, hi), count as f64);
         return finish(s, count, sum, lo, hi).map(Some);
@@ -417,6 +419,12 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!((d.min, d.max), (1.0, 2.0));
+        // Regression (found by the property test): only a max, below the
+        // mean, must not make min > max (a panic in clamp).
+        let d = explicit(7, Some(1.0), None, Some(-0.0), &[], &[], &mut budget())
+            .unwrap()
+            .unwrap();
+        assert!(d.min <= d.max && d.max == 0.0);
         // Only count and sum.
         let d = explicit(4, Some(10.0), None, None, &[], &[], &mut budget())
             .unwrap()

@@ -187,18 +187,17 @@ fn metric(o: &Obj) -> Result<Metric, JsonError> {
         })
     })? {
         Some(Data::ExponentialHistogram(h))
-    } else if let Some(s) = message(o, "summary", "summary", |s| {
-        Ok(Summary {
-            data_points: list(s, "dataPoints", "data_points", |p| {
-                Ok(SummaryDataPoint {
-                    time_unix_nano: u64_field(p, "timeUnixNano", "time_unix_nano")?,
-                })
-            })?,
-        })
-    })? {
-        Some(Data::Summary(s))
     } else {
-        None
+        message(o, "summary", "summary", |s| {
+            Ok(Summary {
+                data_points: list(s, "dataPoints", "data_points", |p| {
+                    Ok(SummaryDataPoint {
+                        time_unix_nano: u64_field(p, "timeUnixNano", "time_unix_nano")?,
+                    })
+                })?,
+            })
+        })?
+        .map(Data::Summary)
     };
     Ok(Metric {
         name: string(o, "name", "name")?,

@@ -20,7 +20,7 @@ use minutely_core::{Kind, Point, PointValue, Tags};
 use minutely_store::PushRequest;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 
 /// Series one flush may hold (a flush is a second). Far above a busy
 /// service's metric count; bounds memory against a sender that makes up
@@ -183,8 +183,7 @@ impl Aggregator {
                     Agg::Gauge(GaugeAgg::single(v, millis_of(ts)))
                 }
                 Value::Member(m) => {
-                    let mut h = self.hasher.build_hasher();
-                    m.hash(&mut h);
+                    let h = self.hasher.hash_one(m);
                     let set = match self.sets.entry((minute, key.to_string())) {
                         Entry::Occupied(e) => e.into_mut(),
                         Entry::Vacant(e) => e.insert(HashSet::new()),
@@ -192,7 +191,7 @@ impl Aggregator {
                     if set.len() >= MAX_SET_MEMBERS {
                         return Err("set_full");
                     }
-                    if !set.insert(h.finish()) {
+                    if !set.insert(h) {
                         taken += 1;
                         continue;
                     }

@@ -259,7 +259,8 @@ fn flush_loop(agg: &Mutex<Aggregator>, stop: &AtomicBool, state: &Shared, interv
                 }
                 Err(e) => {
                     state.metrics.ingest.statsd_drop("store_error", n as u64);
-                    if last_error_log.map_or(true, |t| t.elapsed() > Duration::from_secs(10)) {
+                    if !matches!(last_error_log, Some(t) if t.elapsed() <= Duration::from_secs(10))
+                    {
                         tracing::error!("StatsD flush of {n} points failed: {e}");
                         last_error_log = Some(Instant::now());
                     }

@@ -329,3 +329,25 @@ fn json_gzip_and_the_appsignal_key_attribute() {
     let (code, _, _) = post(&s, b"", &[PB, (bearer().0, &bearer().1)]);
     assert_eq!(code, 200);
 }
+
+#[test]
+fn an_export_over_the_point_limit_is_refused_whole() {
+    let s = Server::start_with(&["--statsd", "off", "--max-points-per-batch", "2"]);
+    let t = (past_hour() as u64 + 5) * NS;
+    let points = (0..3).map(|i| number(t, 0, i as f64, vec![])).collect();
+    let req = export(
+        vec![],
+        vec![metric(
+            "g",
+            Data::Gauge(Gauge {
+                data_points: points,
+            }),
+        )],
+    );
+    let (code, _, body) = post(&s, &req.encode_to_vec(), &[PB, (bearer().0, &bearer().1)]);
+    assert_eq!(code, 413);
+    assert!(Status::decode(&body[..])
+        .unwrap()
+        .message
+        .contains("at most 2"));
+}

@@ -302,3 +302,14 @@ fn a_burst_is_received_whole_and_a_stop_flushes_it() {
         Some(25_000.0)
     );
 }
+
+#[test]
+fn a_flush_larger_than_the_batch_limit_is_stored_in_parts() {
+    let s = Server::start_with(&["--statsd", "127.0.0.1:0", "--max-points-per-batch", "2"]);
+    let addr = statsd_addr(&s);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let packet: String = (0..7).map(|i| format!("parts:{i}|c|#n:{i}\n")).collect();
+    sock.send_to(packet.as_bytes(), &addr).unwrap();
+    expect(&s, &[("metric", "parts"), ("field", "sum")], 21.0, 0.0);
+    assert_eq!(metric_value(&s, "minutely_statsd_points_stored_total"), 7.0);
+}

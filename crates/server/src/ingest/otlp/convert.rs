@@ -388,7 +388,8 @@ pub fn convert(
     (out, Undo(undo))
 }
 
-fn point_count(m: &Metric) -> u64 {
+/// Data points of a metric, of any type.
+pub fn point_count(m: &Metric) -> u64 {
     (match &m.data {
         Some(Data::Gauge(g)) => g.data_points.len(),
         Some(Data::Sum(s)) => s.data_points.len(),

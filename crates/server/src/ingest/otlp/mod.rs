@@ -120,6 +120,22 @@ async fn export_inner(
     });
     let fail = |e: ApiError| (Some(enc), e);
     let req = decode(enc, &bytes).map_err(fail)?;
+    let points: u64 = req
+        .resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .map(convert::point_count)
+        .sum();
+    if points > st.cfg.max_points_per_batch as u64 {
+        return Err(fail(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "export has {points} data points; at most {} are allowed per request (--max-points-per-batch)",
+                st.cfg.max_points_per_batch
+            ),
+        )));
+    }
     let routes: Vec<Route> = req
         .resource_metrics
         .iter()

@@ -10,6 +10,7 @@
 
 use super::aggregate::{add_packet, Aggregator, Routing};
 use crate::Shared;
+use minutely_store::PushRequest;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::net::UnixDatagram;
@@ -243,6 +244,23 @@ fn flush_loop(agg: &Mutex<Aggregator>, stop: &AtomicBool, state: &Shared, interv
                 .map(|a| a.into_iter().map(|a| a.name).collect())
                 .unwrap_or_default()
         };
+        // Pushes no larger than the push API's, so one flush of many series
+        // is several log records of bounded size.
+        let limit = state.cfg.max_points_per_batch.max(1);
+        let reqs = reqs.into_iter().flat_map(|mut r| {
+            let mut parts = Vec::new();
+            while r.points.len() > limit {
+                let rest = r.points.split_off(limit);
+                parts.push(PushRequest {
+                    app: r.app.clone(),
+                    env: r.env.clone(),
+                    batch: None,
+                    points: std::mem::replace(&mut r.points, rest),
+                });
+            }
+            parts.push(r);
+            parts
+        });
         for req in reqs {
             let n = req.points.len();
             if !apps.contains(&req.app) {

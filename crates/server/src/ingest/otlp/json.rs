@@ -334,15 +334,47 @@ fn any_value_at(o: &Obj, depth: usize) -> Result<AnyValue, JsonError> {
             })?,
         }))
     } else if let Some(v) = field(o, "bytesValue", "bytes_value") {
-        // Kept as the text the sender gave: minutely only turns it into a tag.
-        Some(Any::Bytes(
-            v.as_str()
-                .ok_or_else(|| JsonError("bytesValue must be a base64 string".into()))?
-                .as_bytes()
-                .to_vec(),
-        ))
+        Some(Any::Bytes(v.as_str().and_then(base64).ok_or_else(
+            || JsonError("bytesValue must be a base64 string".into()),
+        )?))
     } else {
         None
     };
     Ok(AnyValue { value })
+}
+
+/// Standard or URL-safe base64, padded or not (protobuf's JSON mapping
+/// accepts both alphabets).
+fn base64(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in text.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_both_alphabets() {
+        assert_eq!(super::base64("aGk=").unwrap(), b"hi");
+        assert_eq!(super::base64("AAEC/w").unwrap(), vec![0, 1, 2, 255]);
+        assert_eq!(super::base64("AAEC_w").unwrap(), vec![0, 1, 2, 255]);
+        assert!(super::base64("a b").is_none());
+    }
 }

@@ -30,6 +30,8 @@ pub enum Command {
     Backup(BackupArgs),
     /// Export, import and list dashboards (YAML or JSON) on a running server.
     Dashboards(DashboardsArgs),
+    /// Export, import and list alerts (YAML or JSON) on a running server.
+    Alerts(AlertsArgs),
 }
 
 #[derive(Args, Debug, Default)]
@@ -85,6 +87,36 @@ pub struct ServeArgs {
     /// Seconds between checkpoints of open minutes to the database [default: 300].
     #[arg(long, env = "MINUTELY_CHECKPOINT_SECS")]
     pub checkpoint_secs: Option<u64>,
+    /// Evaluate alerts on this server: on or off (with several servers over
+    /// one store, exactly one should) [default: on].
+    #[arg(long, env = "MINUTELY_ALERTS")]
+    pub alerts: Option<String>,
+    /// Seconds after a minute closes before alerts evaluate it [default: 15].
+    #[arg(long, env = "MINUTELY_ALERTS_GRACE_SECS")]
+    pub alerts_grace_secs: Option<u64>,
+    /// `system`, or `manual`: only `POST /api/v1/alerts/evaluate?to=` moves
+    /// evaluation on (for tests) [default: system].
+    #[arg(long, env = "MINUTELY_ALERTS_CLOCK")]
+    pub alerts_clock: Option<String>,
+    /// The server's address as users reach it, for links in notifications.
+    #[arg(long, env = "MINUTELY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// SMTP server for email notifications [default: none, email off].
+    #[arg(long, env = "MINUTELY_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP port [default: 587, or 465 with --smtp-tls tls, 25 with none].
+    #[arg(long, env = "MINUTELY_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// starttls, tls or none [default: starttls].
+    #[arg(long, env = "MINUTELY_SMTP_TLS")]
+    pub smtp_tls: Option<String>,
+    #[arg(long, env = "MINUTELY_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    #[arg(long, env = "MINUTELY_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+    /// From address of alert emails [default: minutely@<smtp host>].
+    #[arg(long, env = "MINUTELY_SMTP_FROM")]
+    pub smtp_from: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -238,6 +270,50 @@ pub enum DashboardsAction {
         id: Option<String>,
     },
     /// List the dashboards of the app.
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct AlertsArgs {
+    #[command(subcommand)]
+    pub action: AlertsAction,
+    /// The app the alerts belong to [default: the key's app].
+    #[arg(long, global = true)]
+    pub app: Option<String>,
+    /// Read key for export and list, admin key for import [default:
+    /// MINUTELY_ADMIN_KEY, else MINUTELY_READ_KEY].
+    #[arg(long, global = true)]
+    pub key: Option<String>,
+    /// Server URL.
+    #[arg(
+        long,
+        env = "MINUTELY_ENDPOINT",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub endpoint: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlertsAction {
+    /// Print an alert as YAML (or JSON), or all of them as a YAML list.
+    Export {
+        /// The alert's id (see `minutely alerts list`); all when absent.
+        id: Option<String>,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create or replace alerts from a YAML or JSON file (one alert or a
+    /// list); `-` reads standard input.
+    Import {
+        file: PathBuf,
+        /// Create or replace the alert with this id (one alert only).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// List the alerts of the app with the state of each series.
     List,
 }
 

@@ -3,6 +3,7 @@
 
 use crate::cli::ServeArgs;
 use anyhow::{bail, Context, Result};
+use minutely_server::alerts::{AlertsClock, AlertsConfig, SmtpConfig, SmtpTls};
 use minutely_server::ingest::statsd::aggregate::Routing;
 use minutely_server::ingest::statsd::listener::StatsdConfig;
 use minutely_server::ServerConfig;
@@ -33,6 +34,16 @@ pub struct FileConfig {
     pub max_points_per_batch: Option<usize>,
     pub checkpoint_secs: Option<u64>,
     pub late_window_secs: Option<u64>,
+    pub alerts: Option<String>,
+    pub alerts_grace_secs: Option<u64>,
+    pub alerts_clock: Option<String>,
+    pub public_url: Option<String>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub smtp_tls: Option<String>,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<String>,
+    pub smtp_from: Option<String>,
 }
 
 pub struct Config {
@@ -70,6 +81,7 @@ fn days(v: Option<u32>, default: Option<u32>) -> Option<u32> {
 pub fn resolve(args: ServeArgs) -> Result<Config> {
     let file = load_file(args.config.as_deref())?;
     let (statsd, statsd_default_addr) = statsd_config(&args, &file)?;
+    let alerts = alerts_config(&args, &file)?;
     let listen = args
         .listen
         .or(file.listen)
@@ -146,6 +158,7 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
         }
         server.max_points_per_batch = n;
     }
+    server.alerts = alerts;
     Ok(Config {
         listen,
         statsd,
@@ -154,6 +167,58 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
         store,
         server,
     })
+}
+
+/// Alert evaluation, its clock, links and SMTP.
+#[allow(clippy::field_reassign_with_default)]
+fn alerts_config(args: &ServeArgs, file: &FileConfig) -> Result<AlertsConfig> {
+    let pick = |a: &Option<String>, f: &Option<String>| a.clone().or(f.clone());
+    let mut cfg = AlertsConfig::default();
+    cfg.evaluate = match pick(&args.alerts, &file.alerts).as_deref() {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(o) => bail!("--alerts {o:?}: use on or off"),
+    };
+    if let Some(g) = args.alerts_grace_secs.or(file.alerts_grace_secs) {
+        if g > 300 {
+            bail!("alerts_grace_secs must be at most 300");
+        }
+        cfg.grace_secs = g as i64;
+    }
+    cfg.clock = match pick(&args.alerts_clock, &file.alerts_clock).as_deref() {
+        None | Some("system") => AlertsClock::System,
+        Some("manual") => AlertsClock::Manual,
+        Some(o) => bail!("--alerts-clock {o:?}: use system or manual"),
+    };
+    cfg.public_url = pick(&args.public_url, &file.public_url);
+    if let Some(host) = pick(&args.smtp_host, &file.smtp_host) {
+        let tls: SmtpTls = pick(&args.smtp_tls, &file.smtp_tls)
+            .as_deref()
+            .unwrap_or("starttls")
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--smtp-tls: {e}"))?;
+        let port = args.smtp_port.or(file.smtp_port).unwrap_or(match tls {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+        });
+        let username = pick(&args.smtp_username, &file.smtp_username);
+        let password = pick(&args.smtp_password, &file.smtp_password);
+        if username.is_some() != password.is_some() {
+            bail!("give both --smtp-username and --smtp-password, or neither");
+        }
+        let from =
+            pick(&args.smtp_from, &file.smtp_from).unwrap_or_else(|| format!("minutely@{host}"));
+        cfg.smtp = Some(SmtpConfig {
+            host,
+            port,
+            tls,
+            username,
+            password,
+            from,
+        });
+    }
+    Ok(cfg)
 }
 
 /// The StatsD address used when none is given (the StatsD convention).

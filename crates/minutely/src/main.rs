@@ -1,5 +1,6 @@
 //! The `minutely` command: `serve`, `push`, `query`, `keys`, `backup`.
 
+mod alerts;
 mod cli;
 mod client;
 mod config;
@@ -25,6 +26,7 @@ fn main() {
         Command::Keys(args) => keys::run(args),
         Command::Backup(args) => keys::backup(args),
         Command::Dashboards(args) => dashboards::run(args),
+        Command::Alerts(args) => alerts::run(args),
     };
     if let Err(e) = result {
         eprintln!("minutely: {e:#}");

@@ -54,6 +54,7 @@ async fn serve(cfg: Config) -> Result<()> {
         }
     }
     let state = AppState::new(store.clone(), cfg.server, clock.clone())?;
+    let alert_tasks = minutely_server::alerts::start(&state);
     let statsd = match cfg.statsd {
         Some(sc) => start_statsd(sc, cfg.statsd_default_addr, &state, now).await?,
         None => None,
@@ -87,6 +88,9 @@ async fn serve(cfg: Config) -> Result<()> {
     if let Some(t) = demo_task {
         t.abort();
     }
+    for t in alert_tasks {
+        t.abort();
+    }
     if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
         tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing anyway");
     }
@@ -111,7 +115,10 @@ async fn start_statsd(
     let (store, app) = (state.store.clone(), sc.routing.app.clone());
     tokio::task::spawn_blocking(move || -> Result<()> {
         if !store.apps()?.iter().any(|a| a.name == app) {
-            store.create_app(minutely_store::AppRecord { name: app, created: now })?;
+            store.create_app(minutely_store::AppRecord {
+                name: app,
+                created: now,
+            })?;
         }
         Ok(())
     })

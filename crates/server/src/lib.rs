@@ -5,6 +5,7 @@
 //! that write or may wait on the disk (push, query, keys, backup) run on a
 //! blocking thread, reads of in-memory state (catalogue) run inline.
 
+pub mod alerts;
 pub mod auth;
 pub mod bootstrap;
 mod catalogue;
@@ -34,6 +35,8 @@ pub struct ServerConfig {
     pub max_points_per_batch: usize,
     /// Late points older than this are rejected (seconds).
     pub late_secs: f64,
+    /// Evaluation, clock, links and SMTP of alerts.
+    pub alerts: alerts::AlertsConfig,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +47,7 @@ impl Default for ServerConfig {
             max_body_bytes: 10 << 20,
             max_points_per_batch: 50_000,
             late_secs: minutely_core::validate::DEFAULT_LATE_SECS,
+            alerts: Default::default(),
         }
     }
 }
@@ -63,6 +67,8 @@ pub struct AppState {
     pub clock: Clock,
     /// Cumulative OTLP streams (`POST /v1/metrics`).
     pub otlp: ingest::otlp::convert::Streams,
+    /// The alert evaluator and notification sender.
+    pub alerts: Arc<alerts::Runtime>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -76,6 +82,7 @@ impl AppState {
         let keys = auth::Keyring::default();
         keys.reload(store.as_ref())?;
         let otlp = ingest::otlp::convert::Streams::new(clock());
+        let alerts = Arc::new(alerts::Runtime::new(cfg.alerts.clone()));
         Ok(Arc::new(AppState {
             store,
             keys,
@@ -83,6 +90,7 @@ impl AppState {
             metrics: Default::default(),
             clock,
             otlp,
+            alerts,
         }))
     }
 
@@ -131,6 +139,20 @@ pub fn router(state: Shared) -> Router {
                 .put(dashboards::put_one)
                 .delete(dashboards::delete_one),
         )
+        .route(
+            "/api/v1/alerts",
+            get(alerts::api::list).post(alerts::api::create_one),
+        )
+        .route("/api/v1/alerts/preview", post(alerts::api::preview))
+        .route("/api/v1/alerts/evaluate", post(alerts::api::evaluate))
+        .route("/api/v1/alerts/outbox", get(alerts::api::outbox))
+        .route(
+            "/api/v1/alerts/{id}",
+            get(alerts::api::get_one)
+                .put(alerts::api::put_one)
+                .delete(alerts::api::delete_one),
+        )
+        .route("/api/v1/incidents", get(alerts::api::incidents))
         .route("/v1/metrics", post(ingest::otlp::export))
         .route("/healthz", get(healthz))
         .route("/", get(web::asset))

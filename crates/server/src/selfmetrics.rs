@@ -212,5 +212,6 @@ pub async fn render(State(st): State<Shared>) -> impl IntoResponse {
         stats.last_checkpoint_secs,
     );
     m.ingest.render(&mut out);
+    st.alerts.render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -38,7 +38,7 @@ function route(): { path: string[]; params: URLSearchParams } {
 }
 
 function go(hash: string) {
-  if (location.hash === hash) render();
+  if (location.hash === hash) rerender();
   else location.hash = hash;
 }
 
@@ -280,7 +280,7 @@ async function dashboardsView() {
                 if (!confirm(`Delete dashboard "${d.title}"?`)) return;
                 try {
                   await api("DELETE", `/api/v1/dashboards/${encodeURIComponent(d.id)}${qs({ app })}`);
-                  render();
+                  rerender();
                 } catch (e) {
                   msg.replaceChildren(errorBox(e));
                 }
@@ -507,5 +507,11 @@ if (fromUrl) {
   session.setKey(fromUrl);
   history.replaceState(null, "", location.pathname + location.hash);
 }
-window.addEventListener("hashchange", () => void render());
-void render();
+// Renders run one after another: a slow view that finishes after a newer
+// navigation must not draw over it.
+let rendering: Promise<void> = Promise.resolve();
+function rerender() {
+  rendering = rendering.then(render, render);
+}
+window.addEventListener("hashchange", rerender);
+rerender();

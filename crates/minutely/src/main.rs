@@ -1,4 +1,4 @@
-//! The `minutely` command: `serve`, `push`, `query`, `keys`, `backup`.
+//! The `minutely` command: `serve`, `push`, `query`, `keys`, `backup`, `dashboards`, `alerts`.
 
 mod alerts;
 mod cli;

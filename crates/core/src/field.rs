@@ -30,10 +30,11 @@ impl Field {
             p if p.len() >= 2 && p.starts_with('p') && p[1..].bytes().all(|b| b.is_ascii_digit()) => {
                 let q: f64 = format!("0.{}", &p[1..])
                     .parse()
-                    .map_err(|_| format!("unknown field {s:?}"))?;
+                    .map_err(|_| format!("unknown field {:?}", crate::validate::clip(s)))?;
                 Field::Quantile(q)
             }
             _ => {
+                let s = crate::validate::clip(s);
                 return Err(format!(
                     "unknown field {s:?}: use sum, rate, last, mean, min, max, count or a percentile such as p95"
                 ))

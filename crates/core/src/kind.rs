@@ -55,7 +55,8 @@ impl FromStr for Kind {
             "counter" => Ok(Kind::Counter),
             "distribution" => Ok(Kind::Distribution),
             other => Err(format!(
-                "unknown kind {other:?}: expected gauge, counter or distribution"
+                "unknown kind {:?}: expected gauge, counter or distribution",
+                crate::validate::clip(other)
             )),
         }
     }

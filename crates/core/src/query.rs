@@ -26,7 +26,10 @@ impl Across {
             "mean" => Ok(Across::Mean),
             "min" => Ok(Across::Min),
             "max" => Ok(Across::Max),
-            _ => Err(format!("unknown across {s:?}: use sum, mean, min or max")),
+            _ => Err(format!(
+                "unknown across {:?}: use sum, mean, min or max",
+                crate::validate::clip(s)
+            )),
         }
     }
 }

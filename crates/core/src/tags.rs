@@ -86,7 +86,10 @@ impl TagFilter {
                 key: k.to_string(),
                 pattern: v.to_string(),
             }),
-            _ => Err(format!("tag filter {s:?} must look like key:value")),
+            _ => Err(format!(
+                "tag filter {:?} must look like key:value",
+                crate::validate::clip(s)
+            )),
         }
     }
 

@@ -5,6 +5,7 @@
 pub fn parse_time(s: &str, now: f64) -> Result<f64, String> {
     let s = s.trim();
     let err = || {
+        let s = crate::validate::clip(s);
         format!("time {s:?} is not unix seconds, RFC 3339 (2026-11-25T10:00:00Z) or relative (-24h, now)")
     };
     if s == "now" {

@@ -131,6 +131,12 @@ fn truncate(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
+/// At most 80 characters of `s`, for error messages that quote what a
+/// client sent: an error never sends back a megabyte it was given.
+pub fn clip(s: &str) -> String {
+    truncate(s)
+}
+
 fn finite(v: f64, what: &'static str) -> Result<f64, PointError> {
     if v.is_finite() {
         Ok(v)

@@ -98,8 +98,9 @@ impl Caller {
         }
         if self.app != ALL_APPS && self.app != app {
             return Err(ApiError::forbidden(format!(
-                "this key belongs to app {:?}, not {app:?}",
-                self.app
+                "this key belongs to app {:?}, not {:?}",
+                self.app,
+                minutely_core::validate::clip(app)
             )));
         }
         Ok(())

@@ -14,7 +14,7 @@ use serde::Deserialize;
 /// App names follow metric-name rules so they are safe in URLs and files.
 pub fn validate_app(name: &str) -> ApiResult<()> {
     minutely_core::validate::validate_name(name)
-        .map_err(|_| ApiError::bad_request(format!("app name {name:?} is invalid: use 1-200 characters of A-Z a-z 0-9 _ . : - starting with a letter or _")))
+        .map_err(|_| ApiError::bad_request(format!("app name {:?} is invalid: use 1-200 characters of A-Z a-z 0-9 _ . : - starting with a letter or _", minutely_core::validate::clip(name))))
 }
 
 /// These bodies are a few fields; read only after the key is checked.

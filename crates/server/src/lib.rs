@@ -21,6 +21,9 @@ pub mod web;
 
 pub use error::{ApiError, ApiResult};
 pub use query::{QueryAnswer, QueryInput};
+// Pure parsers of outside input, public so that fuzz/ can reach them.
+pub use push::{maybe_gunzip, parse_push, ParsedPush};
+pub use query::check_query;
 
 use axum::routing::{delete, get, post};
 use axum::Router;

@@ -84,7 +84,8 @@ pub fn validate_env(env: &str) -> ApiResult<()> {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(
-            "env {env:?} is invalid: use 1-64 characters of A-Z a-z 0-9 _ . -"
+            "env {:?} is invalid: use 1-64 characters of A-Z a-z 0-9 _ . -",
+            minutely_core::validate::clip(env)
         )))
     }
 }

@@ -181,7 +181,8 @@ fn plan(input: QueryInput, caller: &Caller, now: f64) -> ApiResult<Plan> {
         s => {
             let step: i64 = s.parse().map_err(|_| {
                 ApiError::bad_request(format!(
-                    "step {s:?} must be seconds (a multiple of 60) or auto"
+                    "step {:?} must be seconds (a multiple of 60) or auto",
+                    minutely_core::validate::clip(s)
                 ))
             })?;
             if step <= 0 || step % 60 != 0 {
@@ -230,6 +231,12 @@ fn plan(input: QueryInput, caller: &Caller, now: f64) -> ApiResult<Plan> {
         group_by,
         across,
     })
+}
+
+/// Checks a query as `run` does before it reads: the caller's scope, times,
+/// step, tag filters, grouping and `across`. Pure, so it can be fuzzed.
+pub fn check_query(input: QueryInput, caller: &Caller, now: f64) -> ApiResult<()> {
+    plan(input, caller, now).map(|_| ())
 }
 
 /// The coarsest stored resolution that fits the grid: buckets must be whole

@@ -363,6 +363,12 @@ pub async fn post_query(
 ) -> ApiResult<Json<serde_json::Value>> {
     let started = Instant::now();
     let caller = st.keys.authenticate(&headers)?;
+    // A push key never reads: refused whole, as on GET, not per query.
+    if caller.scope == Scope::Push {
+        return Err(ApiError::forbidden(
+            "this push key cannot read metrics (use a read or admin key)",
+        ));
+    }
     let raw = crate::push::read_body(body, st.cfg.max_body_bytes).await?;
     let batch: QueryBatch = serde_json::from_slice(&raw)
         .map_err(|e| ApiError::bad_request(format!("body must be {{\"queries\": [...]}}: {e}")))?;

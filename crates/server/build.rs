@@ -61,7 +61,10 @@ fn build(web: &Path, out: &Path) -> Option<PathBuf> {
         if stale {
             s.push(("npm", vec!["ci", "--no-audit", "--no-fund"]));
         }
-        s.push(("node", vec!["build.mjs", "--outdir", dest.to_str().unwrap()]));
+        s.push((
+            "node",
+            vec!["build.mjs", "--outdir", dest.to_str().unwrap()],
+        ));
         s
     };
     for (program, args) in steps {

@@ -89,7 +89,10 @@ impl DistAgg {
             q if q == 0.0 && self.count > 0.0 => Some(self.min),
             q if q == 1.0 && self.count > 0.0 => Some(self.max),
             // max/min rather than clamp: never panics, even on an inconsistent aggregate.
-            q => self.sketch.quantile(q).map(|v| v.max(self.min).min(self.max)),
+            q => self
+                .sketch
+                .quantile(q)
+                .map(|v| v.max(self.min).min(self.max)),
         }
     }
 }

@@ -27,7 +27,10 @@ impl Field {
             "max" => Field::Max,
             "count" => Field::Count,
             "p100" => Field::Quantile(1.0),
-            p if p.len() >= 2 && p.starts_with('p') && p[1..].bytes().all(|b| b.is_ascii_digit()) => {
+            p if p.len() >= 2
+                && p.starts_with('p')
+                && p[1..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
                 let q: f64 = format!("0.{}", &p[1..])
                     .parse()
                     .map_err(|_| format!("unknown field {:?}", crate::validate::clip(s)))?;
@@ -37,7 +40,7 @@ impl Field {
                 let s = crate::validate::clip(s);
                 return Err(format!(
                     "unknown field {s:?}: use sum, rate, last, mean, min, max, count or a percentile such as p95"
-                ))
+                ));
             }
         };
         Ok(f)

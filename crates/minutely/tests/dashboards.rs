@@ -410,5 +410,8 @@ fn root_serves_the_web_ui_or_says_how_to_build_it() {
     );
     // API paths still answer JSON 404s.
     let (code, e) = s.request("GET", "/api/v1/nothing", ADMIN_KEY, None);
-    assert_eq!((code, e["error"].as_str().unwrap()), (404, "no endpoint at /api/v1/nothing"));
+    assert_eq!(
+        (code, e["error"].as_str().unwrap()),
+        (404, "no endpoint at /api/v1/nothing")
+    );
 }

@@ -137,7 +137,10 @@ pub async fn revoke_key(
     caller.require(Scope::Admin, &app)?;
     let (store, key_app, key_id) = (st.store.clone(), app.clone(), id.clone());
     let revoked = blocking(move || {
-        let belongs = store.keys()?.iter().any(|k| k.id == key_id && k.app == key_app);
+        let belongs = store
+            .keys()?
+            .iter()
+            .any(|k| k.id == key_id && k.app == key_app);
         Ok(belongs && store.revoke_key(&key_id)?)
     })
     .await?;

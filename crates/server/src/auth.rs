@@ -79,6 +79,18 @@ pub struct Caller {
 impl Caller {
     /// May this caller act on `app` with at least `need`?
     /// Push keys only push; read keys read; admin keys do everything.
+    /// The app a request acts on: the one it names, else the key's own
+    /// (`default` for a key of every app), checked against this key.
+    pub fn act_on(&self, named: Option<String>, need: Scope) -> ApiResult<String> {
+        let app = match (named, self.app.as_str()) {
+            (Some(a), _) => a,
+            (None, ALL_APPS) => "default".into(),
+            (None, own) => own.into(),
+        };
+        self.require(need, &app)?;
+        Ok(app)
+    }
+
     pub fn require(&self, need: Scope, app: &str) -> ApiResult<()> {
         let scope_ok = match need {
             Scope::Push => matches!(self.scope, Scope::Push | Scope::Admin),

@@ -1,7 +1,6 @@
 //! `GET /api/v1/metrics?app=&env=`: every metric with its kind, tag keys and
 //! values, series count and last minute with data.
 
-use crate::auth::ALL_APPS;
 use crate::error::ApiResult;
 use crate::Shared;
 use axum::extract::{Query, State};
@@ -25,12 +24,7 @@ pub async fn catalogue(
     Query(params): Query<CatalogueParams>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let caller = st.keys.authenticate(&headers)?;
-    let app = match (params.app, caller.app.as_str()) {
-        (Some(a), _) => a,
-        (None, ALL_APPS) => "default".into(),
-        (None, own) => own.into(),
-    };
-    caller.require(Scope::Read, &app)?;
+    let app = caller.act_on(params.app, Scope::Read)?;
     let metrics: Vec<_> = st
         .store
         .catalogue(&app, params.env.as_deref())

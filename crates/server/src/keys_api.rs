@@ -1,7 +1,7 @@
 //! Apps and keys over HTTP (admin keys only): `POST /api/v1/apps`,
 //! `GET|POST /api/v1/apps/{app}/keys`, `DELETE /api/v1/apps/{app}/keys/{id}`.
 
-use crate::auth::{create_key as make_key, ALL_APPS};
+use crate::auth::{create_key as make_key, Caller, ALL_APPS};
 use crate::error::{ApiError, ApiResult};
 use crate::push::read_body;
 use crate::{blocking, Shared};
@@ -15,6 +15,35 @@ use serde::Deserialize;
 pub fn validate_app(name: &str) -> ApiResult<()> {
     minutely_core::validate::validate_name(name)
         .map_err(|_| ApiError::bad_request(format!("app name {:?} is invalid: use 1-200 characters of A-Z a-z 0-9 _ . : - starting with a letter or _", minutely_core::validate::clip(name))))
+}
+
+/// The app a definition request acts on, checked against the caller and
+/// the app naming rules (dashboards and alerts).
+pub(crate) fn checked_app(
+    caller: &Caller,
+    named: Option<String>,
+    need: Scope,
+) -> ApiResult<String> {
+    let app = caller.act_on(named, need)?;
+    validate_app(&app)?;
+    Ok(app)
+}
+
+/// Ids of definitions (dashboards, alerts): short and safe in URLs and files.
+pub(crate) fn check_id(what: &str, id: &str) -> ApiResult<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{what} id {:?} is invalid: use 1-64 characters of a-z 0-9 - _",
+            minutely_core::validate::clip(id)
+        )))
+    }
 }
 
 /// These bodies are a few fields; read only after the key is checked.

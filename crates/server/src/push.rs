@@ -2,7 +2,6 @@
 //! validation, then one store call. Good points are kept even when others
 //! in the same batch are bad.
 
-use crate::auth::ALL_APPS;
 use crate::error::{ApiError, ApiResult};
 use crate::{blocking, Shared};
 use axum::body::{Body, Bytes};
@@ -192,12 +191,7 @@ async fn push_inner(
     let raw = read_body(body, limit).await?;
     let bytes = maybe_gunzip(headers, raw, limit)?;
     let parsed = parse_push(&bytes, st.now(), &st.cfg)?;
-    let app = match (parsed.app.clone(), caller.app.as_str()) {
-        (Some(a), _) => a,
-        (None, ALL_APPS) => "default".to_string(),
-        (None, own) => own.to_string(),
-    };
-    caller.require(Scope::Push, &app)?;
+    let app = caller.act_on(parsed.app.clone(), Scope::Push)?;
     if parsed.app.is_some() {
         crate::keys_api::validate_app(&app)?;
         if !st.store.apps()?.iter().any(|a| a.name == app) {

@@ -1,7 +1,7 @@
 //! `GET|POST /api/v1/query`: parse a query, pick the stored resolution,
 //! read, group and evaluate (DESIGN section 2 and 3).
 
-use crate::auth::{Caller, ALL_APPS};
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::{blocking, Shared};
 use axum::extract::{RawQuery, State};
@@ -143,12 +143,7 @@ struct Plan {
 }
 
 fn plan(input: QueryInput, caller: &Caller, now: f64) -> ApiResult<Plan> {
-    let app = match (input.app, caller.app.as_str()) {
-        (Some(a), _) => a,
-        (None, ALL_APPS) => "default".into(),
-        (None, own) => own.into(),
-    };
-    caller.require(Scope::Read, &app)?;
+    let app = caller.act_on(input.app, Scope::Read)?;
     let metric = input
         .metric
         .ok_or_else(|| ApiError::bad_request("metric is required"))?;
@@ -399,7 +394,7 @@ mod tests {
 
     fn admin() -> Caller {
         Caller {
-            app: ALL_APPS.into(),
+            app: crate::auth::ALL_APPS.into(),
             scope: Scope::Admin,
         }
     }

@@ -5,8 +5,9 @@
 //! `POST /api/v1/alerts/evaluate?to=`. Read keys read, admin keys write.
 
 use super::eval;
-use crate::auth::{Caller, ALL_APPS};
+use crate::auth::ALL_APPS;
 use crate::error::{ApiError, ApiResult};
+use crate::keys_api::{check_id, checked_app};
 use crate::push::read_body;
 use crate::{blocking, Shared};
 use axum::extract::{Path, RawQuery, State};
@@ -38,32 +39,6 @@ fn params(q: Option<String>, allowed: &[&str]) -> ApiResult<HashMap<String, Stri
         out.insert(k.into_owned(), v.into_owned());
     }
     Ok(out)
-}
-
-fn app_for(caller: &Caller, app: Option<String>, need: Scope) -> ApiResult<String> {
-    let app = match (app, caller.app.as_str()) {
-        (Some(a), _) => a,
-        (None, ALL_APPS) => "default".into(),
-        (None, own) => own.into(),
-    };
-    caller.require(need, &app)?;
-    crate::keys_api::validate_app(&app)?;
-    Ok(app)
-}
-
-fn check_id(id: &str) -> ApiResult<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "alert id {id:?} is invalid: use 1-64 characters of a-z 0-9 - _"
-        )))
-    }
 }
 
 /// JSON or YAML by `Content-Type`, then checked. The app in the body, if
@@ -183,7 +158,7 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q, &["app"])?;
-    let app = app_for(&caller, p.get("app").cloned(), Scope::Read)?;
+    let app = checked_app(&caller, p.get("app").cloned(), Scope::Read)?;
     let admin = caller.scope == Scope::Admin;
     let (store, a) = (st.store.clone(), app.clone());
     let items = blocking(move || {
@@ -212,7 +187,7 @@ pub async fn get_one(
 ) -> ApiResult<Response> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q, &["app", "format"])?;
-    let app = app_for(&caller, p.get("app").cloned(), Scope::Read)?;
+    let app = checked_app(&caller, p.get("app").cloned(), Scope::Read)?;
     let admin = caller.scope == Scope::Admin;
     let r = find(&st, &app, &id).await?;
     match p.get("format").map(String::as_str) {
@@ -249,7 +224,7 @@ pub async fn create_one(
 ) -> ApiResult<Response> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q, &["app"])?;
-    let app = app_for(&caller, p.get("app").cloned(), Scope::Admin)?;
+    let app = checked_app(&caller, p.get("app").cloned(), Scope::Admin)?;
     let body = read_body(body, MAX_ALERT_BYTES).await?;
     let def = parse_body(&headers, &body, &app)?;
     let (store, now, a) = (st.store.clone(), st.now() as i64, app.clone());
@@ -295,8 +270,8 @@ pub async fn put_one(
 ) -> ApiResult<Response> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q, &["app"])?;
-    let app = app_for(&caller, p.get("app").cloned(), Scope::Admin)?;
-    check_id(&id)?;
+    let app = checked_app(&caller, p.get("app").cloned(), Scope::Admin)?;
+    check_id("alert", &id)?;
     let body = read_body(body, MAX_ALERT_BYTES).await?;
     let def = parse_body(&headers, &body, &app)?;
     let (store, now, a) = (st.store.clone(), st.now() as i64, app.clone());
@@ -331,7 +306,7 @@ pub async fn delete_one(
 ) -> ApiResult<StatusCode> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q, &["app"])?;
-    let app = app_for(&caller, p.get("app").cloned(), Scope::Admin)?;
+    let app = checked_app(&caller, p.get("app").cloned(), Scope::Admin)?;
     let (store, a, i) = (st.store.clone(), app.clone(), id.clone());
     if blocking(move || Ok(store.delete_alert(&a, &i)?)).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -363,7 +338,7 @@ pub async fn preview(
 ) -> ApiResult<Json<Value>> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q, &["app", "from", "to"])?;
-    let app = app_for(&caller, p.get("app").cloned(), Scope::Read)?;
+    let app = checked_app(&caller, p.get("app").cloned(), Scope::Read)?;
     let now = st.now();
     let from = time_param(&p, "from", "-24h", now)?;
     let to = time_param(&p, "to", "now", now)?;
@@ -422,7 +397,7 @@ pub async fn incidents(
 ) -> ApiResult<Json<Value>> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q, &["app", "state", "alert"])?;
-    let app = app_for(&caller, p.get("app").cloned(), Scope::Read)?;
+    let app = checked_app(&caller, p.get("app").cloned(), Scope::Read)?;
     let want_open = match p.get("state").map(String::as_str) {
         None => None,
         Some("open") => Some(true),

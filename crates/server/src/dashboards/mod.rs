@@ -6,8 +6,8 @@
 pub mod appsignal;
 pub mod model;
 
-use crate::auth::{Caller, ALL_APPS};
 use crate::error::{ApiError, ApiResult};
+use crate::keys_api::{check_id, checked_app};
 use crate::push::read_body;
 use crate::{blocking, Shared};
 use axum::extract::{Path, RawQuery, State};
@@ -45,33 +45,6 @@ fn params(q: Option<String>) -> ApiResult<Params> {
         }
     }
     Ok(p)
-}
-
-/// The app a request acts on, checked against the caller.
-fn app_for(caller: &Caller, app: Option<String>, need: Scope) -> ApiResult<String> {
-    let app = match (app, caller.app.as_str()) {
-        (Some(a), _) => a,
-        (None, ALL_APPS) => "default".into(),
-        (None, own) => own.into(),
-    };
-    caller.require(need, &app)?;
-    crate::keys_api::validate_app(&app)?;
-    Ok(app)
-}
-
-fn check_id(id: &str) -> ApiResult<()> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(format!(
-            "dashboard id {id:?} is invalid: use 1-64 characters of a-z 0-9 - _"
-        )))
-    }
 }
 
 /// An id from the title: lower-case words joined by `-`.
@@ -196,7 +169,7 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q)?;
-    let app = app_for(&caller, p.app, Scope::Read)?;
+    let app = checked_app(&caller, p.app, Scope::Read)?;
     let store = st.store.clone();
     let list_app = app.clone();
     let records = blocking(move || Ok(store.dashboards(&list_app)?)).await?;
@@ -212,7 +185,7 @@ pub async fn get_one(
 ) -> ApiResult<Response> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q)?;
-    let app = app_for(&caller, p.app, Scope::Read)?;
+    let app = checked_app(&caller, p.app, Scope::Read)?;
     let r = find(&st, &app, &id).await?;
     match p.format.as_deref() {
         None | Some("json") => Ok(Json(answer(&r)?).into_response()),
@@ -262,7 +235,7 @@ pub async fn create_one(
 ) -> ApiResult<Response> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q)?;
-    let app = app_for(&caller, p.app, Scope::Admin)?;
+    let app = checked_app(&caller, p.app, Scope::Admin)?;
     let body = read_body(body, MAX_DASHBOARD_BYTES).await?;
     let d = parse_body(&headers, &body)?;
     let (store, now, new_app) = (st.store.clone(), st.now() as i64, app.clone());
@@ -287,8 +260,8 @@ pub async fn put_one(
 ) -> ApiResult<Response> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q)?;
-    let app = app_for(&caller, p.app, Scope::Admin)?;
-    check_id(&id)?;
+    let app = checked_app(&caller, p.app, Scope::Admin)?;
+    check_id("dashboard", &id)?;
     let body = read_body(body, MAX_DASHBOARD_BYTES).await?;
     let d = parse_body(&headers, &body)?;
     let (store, now, put_app) = (st.store.clone(), st.now() as i64, app.clone());
@@ -324,7 +297,7 @@ pub async fn delete_one(
 ) -> ApiResult<StatusCode> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q)?;
-    let app = app_for(&caller, p.app, Scope::Admin)?;
+    let app = checked_app(&caller, p.app, Scope::Admin)?;
     let (store, del_app, del_id) = (st.store.clone(), app.clone(), id.clone());
     let deleted = blocking(move || Ok(store.delete_dashboard(&del_app, &del_id)?)).await?;
     if deleted {

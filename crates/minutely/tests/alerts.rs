@@ -268,12 +268,17 @@ fn sigkill_before_delivery_still_delivers_exactly_once() {
     assert_eq!(evaluate(&s, t0, t0 + 420)["notifications_queued"], 1);
     // The receiver refuses: the notification stays in the outbox.
     rx.wait_for("a refused attempt", |r| !r.hits.lock().unwrap().is_empty());
-    let metrics = s.get_text("/metrics");
-    assert!(
-        metrics
-            .contains("minutely_alert_notifications_total{channel=\"webhook\",outcome=\"failed\"}"),
-        "{metrics}"
-    );
+    // The server counts the failure once it has read the 503: wait for it.
+    let failed = "minutely_alert_notifications_total{channel=\"webhook\",outcome=\"failed\"}";
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = s.get_text("/metrics");
+        if metrics.contains(failed) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(metrics.contains(failed), "{metrics}");
     s.kill9();
 
     rx.status.store(200, Ordering::SeqCst);

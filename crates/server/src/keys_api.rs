@@ -46,6 +46,41 @@ pub(crate) fn check_id(what: &str, id: &str) -> ApiResult<()> {
     }
 }
 
+/// How a definition body (dashboard, alert) is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyFormat {
+    Json,
+    Yaml,
+}
+
+/// The body format from `Content-Type` (JSON when absent), or 415.
+pub(crate) fn body_format(headers: &HeaderMap) -> ApiResult<BodyFormat> {
+    let ctype = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    match ctype.as_str() {
+        "" | "application/json" => Ok(BodyFormat::Json),
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
+            Ok(BodyFormat::Yaml)
+        }
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "Content-Type {:?} is not supported: send application/json or application/yaml",
+                minutely_core::validate::clip(other)
+            ),
+        )),
+    }
+}
+
 /// These bodies are a few fields; read only after the key is checked.
 const SMALL_BODY: usize = 64 * 1024;
 

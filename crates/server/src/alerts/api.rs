@@ -7,7 +7,7 @@
 use super::eval;
 use crate::auth::ALL_APPS;
 use crate::error::{ApiError, ApiResult};
-use crate::keys_api::{check_id, checked_app};
+use crate::keys_api::{body_format, check_id, checked_app, BodyFormat};
 use crate::push::read_body;
 use crate::{blocking, Shared};
 use axum::extract::{Path, RawQuery, State};
@@ -44,30 +44,11 @@ fn params(q: Option<String>, allowed: &[&str]) -> ApiResult<HashMap<String, Stri
 /// JSON or YAML by `Content-Type`, then checked. The app in the body, if
 /// any, must be the app of the request.
 pub fn parse_body(headers: &HeaderMap, body: &[u8], app: &str) -> ApiResult<AlertDef> {
-    let ctype = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
-    let def: AlertDef = match ctype.as_str() {
-        "" | "application/json" => serde_json::from_slice(body)
+    let def: AlertDef = match body_format(headers)? {
+        BodyFormat::Json => serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid alert: {e}")))?,
-        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
-            serde_norway::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("invalid alert: {e}")))?
-        }
-        other => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Content-Type {other:?} is not supported: send application/json or application/yaml"),
-            ))
-        }
+        BodyFormat::Yaml => serde_norway::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid alert: {e}")))?,
     };
     def.validate()
         .map_err(|e| ApiError::bad_request(format!("invalid alert: {e}")))?;

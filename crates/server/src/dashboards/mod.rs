@@ -7,7 +7,7 @@ pub mod appsignal;
 pub mod model;
 
 use crate::error::{ApiError, ApiResult};
-use crate::keys_api::{check_id, checked_app};
+use crate::keys_api::{body_format, check_id, checked_app, BodyFormat};
 use crate::push::read_body;
 use crate::{blocking, Shared};
 use axum::extract::{Path, RawQuery, State};
@@ -70,29 +70,10 @@ pub fn slug(title: &str) -> String {
 
 /// JSON or YAML by `Content-Type`, then the shape: native or AppSignal.
 pub fn parse_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Dashboard> {
-    let ctype = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
-    let value: Value = match ctype.as_str() {
-        "" | "application/json" => serde_json::from_slice(body)
+    let value: Value = match body_format(headers)? {
+        BodyFormat::Json => serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("body is not valid JSON: {e}")))?,
-        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
-            model::yaml_value(body).map_err(ApiError::bad_request)?
-        }
-        other => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Content-Type {other:?} is not supported: send application/json or application/yaml"),
-            ))
-        }
+        BodyFormat::Yaml => model::yaml_value(body).map_err(ApiError::bad_request)?,
     };
     let d = appsignal::detect(value).and_then(|found| match found {
         appsignal::Detected::Native(v) => model::from_value(v),

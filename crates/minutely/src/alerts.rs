@@ -4,7 +4,6 @@
 use crate::cli::{AlertsAction, AlertsArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
-use std::io::Read;
 use std::time::Duration;
 
 fn agent() -> ureq::Agent {
@@ -101,20 +100,10 @@ pub fn run(args: AlertsArgs) -> Result<()> {
             if !body.ends_with('\n') {
                 body.push('\n');
             }
-            match output {
-                Some(path) => std::fs::write(&path, body)
-                    .with_context(|| format!("writing {}", path.display()))?,
-                None => print!("{body}"),
-            }
+            crate::client::write_out(output, &body)?;
         }
         AlertsAction::Import { file, id } => {
-            let mut body = String::new();
-            if file.as_os_str() == "-" {
-                std::io::stdin().read_to_string(&mut body)?;
-            } else {
-                body = std::fs::read_to_string(&file)
-                    .with_context(|| format!("reading {}", file.display()))?;
-            }
+            let body = crate::client::read_in(&file)?;
             // YAML is a superset of JSON: one parser reads both.
             let doc: Value = serde_norway::from_str(&body)
                 .with_context(|| format!("{} is not valid YAML or JSON", file.display()))?;

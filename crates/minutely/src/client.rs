@@ -157,3 +157,27 @@ fn table(reply: &Value) -> String {
     }
     out
 }
+
+/// Writes a definition to `output`, or to stdout when none is given.
+pub fn write_out(output: Option<std::path::PathBuf>, body: &str) -> Result<()> {
+    match output {
+        Some(path) => {
+            std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))
+        }
+        None => {
+            print!("{body}");
+            Ok(())
+        }
+    }
+}
+
+/// Reads a definition from `file`, or from stdin when it is `-`.
+pub fn read_in(file: &std::path::Path) -> Result<String> {
+    if file.as_os_str() == "-" {
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut body)?;
+        Ok(body)
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
+    }
+}

@@ -3,7 +3,6 @@
 
 use crate::cli::{DashboardsAction, DashboardsArgs};
 use anyhow::{anyhow, bail, Context, Result};
-use std::io::Read;
 use std::time::Duration;
 
 fn agent() -> ureq::Agent {
@@ -60,20 +59,10 @@ pub fn run(args: DashboardsArgs) -> Result<()> {
             if json && !body.ends_with('\n') {
                 body.push('\n');
             }
-            match output {
-                Some(path) => std::fs::write(&path, body)
-                    .with_context(|| format!("writing {}", path.display()))?,
-                None => print!("{body}"),
-            }
+            crate::client::write_out(output, &body)?;
         }
         DashboardsAction::Import { file, id } => {
-            let mut body = String::new();
-            if file.as_os_str() == "-" {
-                std::io::stdin().read_to_string(&mut body)?;
-            } else {
-                body = std::fs::read_to_string(&file)
-                    .with_context(|| format!("reading {}", file.display()))?;
-            }
+            let body = crate::client::read_in(&file)?;
             let req = match &id {
                 Some(id) => agent().put(&format!("{base}/{id}")),
                 None => agent().post(&base),

@@ -165,15 +165,17 @@ fn push_keys_only_push_and_read_keys_only_read() {
     assert_eq!(code, 403);
     let otlp = json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": "otlp_gauge",
         "gauge": {"dataPoints": [{"asDouble": 1, "timeUnixNano": format!("{}", (now() as u64) * 1_000_000_000)}]}}]}]}]});
-    // OTLP routes each resource on its own (a resource may carry its own
-    // key), so the refusal is OTLP's partial success: every point refused.
+    // A read key in the header is refused as a whole, like the JSON push
+    // (OTLP errors are a google.rpc.Status: `message`, not `error`).
     let (code, ans) = s.request("POST", "/v1/metrics", &read, Some(&otlp));
-    assert_eq!(code, 200, "{ans}");
-    assert_eq!(ans["partialSuccess"]["rejectedDataPoints"], "1", "{ans}");
-    assert!(ans["partialSuccess"]["errorMessage"]
-        .as_str()
-        .unwrap()
-        .contains("read key cannot push"));
+    assert_eq!(code, 403, "{ans}");
+    assert!(
+        ans["message"]
+            .as_str()
+            .unwrap()
+            .contains("read key cannot push"),
+        "{ans}"
+    );
     let (_, q) = s.query(&[("app", "shop"), ("metric", "otlp_gauge")]);
     assert!(q["series"].as_array().unwrap().is_empty(), "{q}");
     assert_eq!(state(&s), before, "a refused request changed something");

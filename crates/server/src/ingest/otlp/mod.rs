@@ -111,6 +111,14 @@ async fn export_inner(
         Some(_) => Some(st.keys.authenticate(headers).map_err(fail)?),
         None => None,
     };
+    // A read key in the header can push nothing: say so at once rather than
+    // answering 200 with every point refused.
+    if let Some(c) = &header_caller {
+        if !matches!(c.scope, Scope::Push | Scope::Admin) {
+            let app = if c.app == ALL_APPS { "default" } else { &c.app };
+            c.require(Scope::Push, app).map_err(fail)?;
+        }
+    }
     let limit = st.cfg.max_body_bytes;
     let raw = read_body(body, limit).await.map_err(fail)?;
     let bytes = maybe_gunzip(headers, raw, limit).map_err(fail)?;

@@ -28,6 +28,9 @@ pub enum Command {
     Keys(KeysArgs),
     /// Copy a consistent snapshot of a data directory.
     Backup(BackupArgs),
+    /// Check every stored block of a stopped server's data directory
+    /// against its checksum; exits non-zero when any is damaged.
+    Check(CheckArgs),
     /// Export, import and list dashboards (YAML or JSON) on a running server.
     Dashboards(DashboardsArgs),
     /// Export, import and list alerts (YAML or JSON) on a running server.
@@ -315,6 +318,13 @@ pub enum AlertsAction {
     },
     /// List the alerts of the app with the state of each series.
     List,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Data directory of a stopped server.
+    #[arg(long, env = "MINUTELY_DATA_DIR", default_value = "./minutely-data")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Args, Debug)]

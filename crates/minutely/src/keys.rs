@@ -1,6 +1,6 @@
-//! `minutely keys` and `minutely backup`, working on a data directory.
+//! `minutely keys`, `minutely backup` and `minutely check`, working on a data directory.
 
-use crate::cli::{BackupArgs, KeysAction, KeysArgs};
+use crate::cli::{BackupArgs, CheckArgs, KeysAction, KeysArgs};
 use anyhow::{Context, Result};
 use minutely_server::auth::create_key;
 use minutely_store::embedded::{now_secs, EmbeddedConfig, EmbeddedStore};
@@ -84,5 +84,32 @@ pub fn backup(args: BackupArgs) -> Result<()> {
         .with_context(|| format!("writing backup to {}", args.dest.display()))?;
     store.close()?;
     eprintln!("backup written to {}", args.dest.display());
+    Ok(())
+}
+
+pub fn check(args: CheckArgs) -> Result<()> {
+    if !args.data_dir.join("minutely.redb").is_file() {
+        anyhow::bail!(
+            "{} holds no minutely data (no minutely.redb)",
+            args.data_dir.display()
+        );
+    }
+    let store = open(&args.data_dir)?;
+    let report = store.verify()?;
+    store.close()?;
+    for damage in &report.damaged {
+        eprintln!("{damage}");
+    }
+    if !report.is_clean() {
+        anyhow::bail!(
+            "{} of {} stored blocks are damaged; restore the data directory from a backup",
+            report.damaged.len(),
+            report.blocks
+        );
+    }
+    eprintln!(
+        "{} stored blocks ({} bytes) checked: all good",
+        report.blocks, report.bytes
+    );
     Ok(())
 }

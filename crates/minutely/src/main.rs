@@ -1,4 +1,4 @@
-//! The `minutely` command: `serve`, `push`, `query`, `keys`, `backup`, `dashboards`, `alerts`.
+//! The `minutely` command: `serve`, `push`, `query`, `keys`, `backup`, `check`, `dashboards`, `alerts`.
 
 mod alerts;
 mod cli;
@@ -25,6 +25,7 @@ fn main() {
         Command::Query(args) => client::query(args),
         Command::Keys(args) => keys::run(args),
         Command::Backup(args) => keys::backup(args),
+        Command::Check(args) => keys::check(args),
         Command::Dashboards(args) => dashboards::run(args),
         Command::Alerts(args) => alerts::run(args),
     };

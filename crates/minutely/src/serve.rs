@@ -27,6 +27,7 @@ async fn serve(cfg: Config) -> Result<()> {
     let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(cfg.store))
         .await?
         .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+    store.verify_in_background();
     let store: Arc<dyn Store> = Arc::new(store);
     let clock = system_clock();
     let now = clock() as i64;

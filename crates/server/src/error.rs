@@ -47,6 +47,18 @@ impl From<StoreError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the server is shutting down; retry",
             ),
+            StoreError::Corrupt { ref detail, .. } => {
+                tracing::error!("{e}");
+                // The file path and remedy go to the operator's log; the
+                // caller learns what failed and that it is not their input.
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "stored data needed by this request is damaged ({}); the server's operator must restore it from a backup (`minutely check` lists the damage)",
+                        detail
+                    ),
+                )
+            }
             other => {
                 tracing::error!("storage error: {other}");
                 ApiError::new(

@@ -21,8 +21,11 @@ mod index;
 mod meta;
 mod record;
 mod tables;
+mod verify;
 mod wal;
 mod writer;
+
+pub use verify::VerifyReport;
 
 use crate::{AlertPass, AlertRecord, IncidentRecord, OutboxEntry};
 use crate::{
@@ -229,6 +232,46 @@ impl EmbeddedStore {
     /// Deletes data older than the retention now (also done hourly).
     pub fn apply_retention(&self) -> Result<(), StoreError> {
         self.inner.apply_retention(now_secs() as i64)
+    }
+
+    /// Reads and checks every stored block (CRC and encoding) while the
+    /// store keeps serving; run at start in the background and by
+    /// `minutely check`.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        verify::verify(&self.inner.db, &self.inner.db_path)
+    }
+
+    /// Runs [`verify`](Self::verify) on a low-priority thread and logs what
+    /// it finds: damage is reported at start, not only when a query meets it.
+    pub fn verify_in_background(&self) {
+        let inner = self.inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name("minutely-verify".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                match verify::verify(&inner.db, &inner.db_path) {
+                    Ok(r) if r.is_clean() => tracing::info!(
+                        blocks = r.blocks,
+                        bytes = r.bytes,
+                        secs = started.elapsed().as_secs_f64(),
+                        "verified every stored block"
+                    ),
+                    Ok(r) => {
+                        for damage in &r.damaged {
+                            tracing::error!("{damage}");
+                        }
+                        tracing::error!(
+                            damaged = r.damaged.len(),
+                            blocks = r.blocks,
+                            "stored blocks failed their checksum: queries over them answer an error; restore from a backup"
+                        );
+                    }
+                    Err(e) => tracing::error!("{e}"),
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("could not start the block check: {e}");
+        }
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -1,6 +1,8 @@
 //! A recorder for the `metrics` facade: `counter!` lands as a counter,
 //! `gauge!` as a gauge (set, increment and decrement keep a current value,
-//! repeated once a minute while unchanged, as Prometheus gauges hold theirs),
+//! repeated once a minute while unchanged, as Prometheus gauges hold theirs;
+//! exact last, min and max per minute, mean and count of the 10-second
+//! samples),
 //! `histogram!` as a distribution, labels as tags.
 //!
 //! Registering a key looks it up by the hash the key computed when it was
@@ -126,20 +128,20 @@ impl metrics::CounterFn for Series<CounterCell> {
 impl metrics::GaugeFn for Series<GaugeCell> {
     fn increment(&self, value: f64) {
         if value.is_finite() {
-            self.cell.add(value);
+            self.cell.facade_add(value);
         }
     }
 
     fn decrement(&self, value: f64) {
         if value.is_finite() {
-            self.cell.add(-value);
+            self.cell.facade_add(-value);
         }
     }
 
     #[inline]
     fn set(&self, value: f64) {
         if value.is_finite() {
-            self.cell.set(value);
+            self.cell.facade_set(value);
         }
     }
 }

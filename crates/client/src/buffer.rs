@@ -6,7 +6,7 @@ use flate2::write::GzEncoder;
 use minutely_core::validate::RawPoint;
 use serde::Serialize;
 use std::collections::VecDeque;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::sync::Arc;
 
 /// Points per push: a tenth of the server's default limit of 50,000.
@@ -99,7 +99,40 @@ fn finish(
     keys: &mut KeyMaker,
     newest_ts: f64,
 ) -> Option<Batch> {
-    let key = keys.next();
+    finish_keyed(points, env, keys.next(), newest_ts)
+}
+
+/// Splits a push that the server refused as too large (`413`, a limit set
+/// lower than this client's) into two halves. The server stored nothing of
+/// it, so the halves get keys of their own, derived from its key (`KEY.1`,
+/// `KEY.2`), and a retry of either still counts once. `None` for a single
+/// point or a body that does not read back.
+pub fn split(batch: &Batch) -> Option<[Batch; 2]> {
+    #[derive(serde::Deserialize)]
+    struct Owned {
+        env: Option<String>,
+        points: Vec<Box<serde_json::value::RawValue>>,
+    }
+    if batch.points < 2 {
+        return None;
+    }
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(&batch.body[..])
+        .read_to_end(&mut json)
+        .ok()?;
+    let owned: Owned = serde_json::from_slice(&json).ok()?;
+    let (a, b) = owned.points.split_at(owned.points.len() / 2);
+    let env = owned.env.as_deref();
+    let half = |pts, n| finish_keyed(pts, env, format!("{}.{n}", batch.key), batch.newest_ts);
+    Some([half(a, 1)?, half(b, 2)?])
+}
+
+fn finish_keyed(
+    points: &[Box<serde_json::value::RawValue>],
+    env: Option<&str>,
+    key: String,
+    newest_ts: f64,
+) -> Option<Batch> {
     let body = Body {
         env,
         batch: &key,
@@ -164,6 +197,18 @@ impl Buffer {
         if self.batches.front().is_some_and(|b| Arc::ptr_eq(b, batch)) {
             self.batches.pop_front();
             self.bytes -= batch.body.len();
+        }
+    }
+
+    /// Puts `halves` in place of `batch` if it is still the oldest.
+    pub fn replace_front(&mut self, batch: &Arc<Batch>, halves: [Batch; 2]) {
+        if self.batches.front().is_some_and(|b| Arc::ptr_eq(b, batch)) {
+            self.batches.pop_front();
+            self.bytes -= batch.body.len();
+            for half in halves.into_iter().rev() {
+                self.bytes += half.body.len();
+                self.batches.push_front(Arc::new(half));
+            }
         }
     }
 

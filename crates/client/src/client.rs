@@ -90,6 +90,7 @@ pub(crate) struct StatCounters {
     pub points_dropped: AtomicU64,
     pub pushes_ok: AtomicU64,
     pub pushes_failed: AtomicU64,
+    pub pushes_split: AtomicU64,
     pub buffered_points: AtomicU64,
     pub buffered_bytes: AtomicU64,
 }
@@ -227,6 +228,7 @@ impl Client {
             points_dropped: s.points_dropped.load(Relaxed),
             pushes_ok: s.pushes_ok.load(Relaxed),
             pushes_failed: s.pushes_failed.load(Relaxed),
+            pushes_split: s.pushes_split.load(Relaxed),
             buffered_points: s.buffered_points.load(Relaxed),
             buffered_bytes: s.buffered_bytes.load(Relaxed),
             series: self.inner.series.load(Relaxed) as u64,

@@ -112,6 +112,9 @@ pub struct Stats {
     pub pushes_ok: u64,
     /// Failed push attempts (each retry counts).
     pub pushes_failed: u64,
+    /// Pushes the server found too large (`413`, its limit set lower than
+    /// the client's 5,000 points or 4 MiB), split in two and sent again.
+    pub pushes_split: u64,
     /// Points waiting in the buffer.
     pub buffered_points: u64,
     /// Bytes (gzipped) waiting in the buffer, bounded by `max_buffer_bytes`.

@@ -225,8 +225,11 @@ enum Sent {
     /// Worth retrying: transport errors, timeouts, 408, 429, 5xx.
     Retry(String),
     /// Not worth retrying: the server refused the push itself (bad key,
-    /// body too large); the points are dropped and counted.
+    /// bad body); the points are dropped and counted.
     Refused(String),
+    /// `413`: more points or bytes than the server takes in one push; the
+    /// push is split in two and each half sent.
+    TooLarge(String),
 }
 
 fn send(agent: &ureq::Agent, config: &Config, batch: &Batch, timeout: Duration) -> Sent {
@@ -259,7 +262,9 @@ fn send(agent: &ureq::Agent, config: &Config, batch: &Batch, timeout: Duration) 
                 "HTTP {code}: {}",
                 body.chars().take(300).collect::<String>()
             );
-            if code == 408 || code == 429 || code >= 500 {
+            if code == 413 {
+                Sent::TooLarge(msg)
+            } else if code == 408 || code == 429 || code >= 500 {
                 Sent::Retry(msg)
             } else {
                 Sent::Refused(msg)
@@ -334,16 +339,27 @@ fn sender(shared: &Shared, client: &Client, config: &Config) {
         } else {
             send(&agent, config, &batch, timeout)
         };
-        // Book-keeping under the lock; logging after it, so a logger that
-        // records metrics or flushes cannot deadlock on it.
+        let mut halves = match &outcome {
+            Sent::TooLarge(_) => crate::buffer::split(&batch),
+            _ => None,
+        };
+        let was_split = halves.is_some();
+        // Book-keeping (buffer and counters) under the lock, so a flush that
+        // returns sees the counters of what it waited for; logging after
+        // it, so a logger that records metrics or flushes cannot deadlock.
         {
             let mut s = shared.lock();
             match &outcome {
-                Sent::Ok { .. } => {
+                Sent::Ok { accepted, rejected } => {
                     s.buffer.remove_front(&batch);
                     s.healthy = true;
                     failures = 0;
                     retry_at = None;
+                    stats.pushes_ok.fetch_add(1, Relaxed);
+                    stats.points_sent.fetch_add(*accepted, Relaxed);
+                    stats
+                        .points_rejected
+                        .fetch_add(rejected.len() as u64, Relaxed);
                 }
                 Sent::Retry(_) => {
                     failures += 1;
@@ -353,20 +369,26 @@ fn sender(shared: &Shared, client: &Client, config: &Config) {
                     }
                     retry_at = Some(Instant::now() + wait);
                     s.healthy = false;
+                    stats.pushes_failed.fetch_add(1, Relaxed);
                 }
-                Sent::Refused(_) => s.buffer.remove_front(&batch),
+                Sent::TooLarge(_) if halves.is_some() => {
+                    if let Some(halves) = halves.take() {
+                        s.buffer.replace_front(&batch, halves);
+                    }
+                    stats.pushes_split.fetch_add(1, Relaxed);
+                }
+                Sent::Refused(_) | Sent::TooLarge(_) => {
+                    s.buffer.remove_front(&batch);
+                    stats.pushes_failed.fetch_add(1, Relaxed);
+                    stats.points_dropped.fetch_add(batch.points as u64, Relaxed);
+                }
             }
             stats.buffered(&s.buffer);
             shared.cv.notify_all();
         }
         match outcome {
-            Sent::Ok { accepted, rejected } => {
-                stats.pushes_ok.fetch_add(1, Relaxed);
-                stats.points_sent.fetch_add(accepted, Relaxed);
+            Sent::Ok { rejected, .. } => {
                 if let Some(first) = rejected.first() {
-                    stats
-                        .points_rejected
-                        .fetch_add(rejected.len() as u64, Relaxed);
                     warn_limited!(
                         "minutely: server rejected {} points, e.g.: {first}",
                         rejected.len()
@@ -374,13 +396,16 @@ fn sender(shared: &Shared, client: &Client, config: &Config) {
                 }
             }
             Sent::Retry(msg) => {
-                stats.pushes_failed.fetch_add(1, Relaxed);
                 let wait = retry_at.map(|t| t.saturating_duration_since(Instant::now()));
                 warn_limited!("minutely: push failed, retrying in {wait:.1?}: {msg}");
             }
-            Sent::Refused(msg) => {
-                stats.pushes_failed.fetch_add(1, Relaxed);
-                stats.points_dropped.fetch_add(batch.points as u64, Relaxed);
+            Sent::TooLarge(msg) if was_split => {
+                warn_limited!(
+                    "minutely: push of {} points too large for the server, sending it in two halves: {msg}",
+                    batch.points
+                );
+            }
+            Sent::Refused(msg) | Sent::TooLarge(msg) => {
                 warn_limited!(
                     "minutely: push {} of {} points refused, dropped: {msg}",
                     batch.key,

@@ -345,3 +345,39 @@ fn a_full_buffer_drops_the_oldest_pushes_and_counts_them() {
     );
     client.shutdown(Duration::from_secs(5));
 }
+
+/// A server that takes fewer points per push than the client sends: the
+/// client splits each refused push until it fits, and every point lands
+/// once.
+#[test]
+fn pushes_too_large_for_the_server_are_split_until_they_fit() {
+    let server = Server::start_with(&["--max-points-per-batch", "7"]);
+    let client = Client::new();
+    // A long interval: all 50 series go out in one push of 50 points.
+    client
+        .start(
+            server
+                .config()
+                .push_interval(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    for i in 0..50 {
+        let shop = format!("shop{i}");
+        client.increment_counter("split_count", (i + 1) as f64, &[("shop", &shop)]);
+    }
+    assert!(client.flush(FLUSH));
+    let stats = client.stats();
+    assert_eq!(stats.points_sent, 50, "{stats:?}");
+    assert_eq!(stats.points_dropped, 0, "{stats:?}");
+    // 50 -> 25+25 -> 12+13 ... -> pieces of at most 7: 7 splits of 2^k.
+    assert!(stats.pushes_split >= 7, "{stats:?}");
+    for i in [0, 24, 49] {
+        let shop = format!("shop{i}");
+        assert_eq!(
+            server.value("split_count", "sum", &[("shop", &shop)]),
+            Some((i + 1) as f64)
+        );
+    }
+}

@@ -46,18 +46,26 @@ pub struct Server {
     pub url: String,
     listen: String,
     tmp: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// A server with extra `serve` flags.
+    pub fn start_with(extra: &[&str]) -> Server {
         let tmp = tempfile::tempdir().unwrap();
-        let (child, url) = spawn(&tmp, "127.0.0.1:0");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, url) = spawn(&tmp, "127.0.0.1:0", &extra);
         let listen = url.trim_start_matches("http://").to_string();
         Server {
             child: Some(child),
             url,
             listen,
             tmp,
+            extra,
         }
     }
 
@@ -79,7 +87,7 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             // The port may linger for a moment after the stop.
-            match std::panic::catch_unwind(|| spawn(&self.tmp, &self.listen)) {
+            match std::panic::catch_unwind(|| spawn(&self.tmp, &self.listen, &self.extra)) {
                 Ok((child, url)) => {
                     assert_eq!(url, self.url);
                     self.child = Some(child);
@@ -139,11 +147,12 @@ impl Server {
     }
 }
 
-fn spawn(tmp: &tempfile::TempDir, listen: &str) -> (Child, String) {
+fn spawn(tmp: &tempfile::TempDir, listen: &str, extra: &[String]) -> (Child, String) {
     let dir = tmp.path().join("data");
     let mut child = Command::new(bin())
         .args(["serve", "--listen", listen, "--data-dir"])
         .arg(&dir)
+        .args(extra)
         .env("MINUTELY_PUSH_KEY", PUSH_KEY)
         .env("MINUTELY_ADMIN_KEY", ADMIN_KEY)
         .env("MINUTELY_LOG", "warn")

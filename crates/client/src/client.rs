@@ -105,7 +105,9 @@ impl StatCounters {
 /// The series of one process and the thread that pushes them. Cheap to
 /// clone (an `Arc`). The crate's free functions use one global `Client`;
 /// make your own with [`Client::new`] to push to a second server or to keep
-/// tests apart.
+/// tests apart. Dropping the last clone of a started client shuts it down
+/// as [`Client::shutdown`] does (waiting at most the push timeout); a
+/// [`Recorder`](crate::Recorder) holds a clone too.
 ///
 /// ```no_run
 /// use minutely_client::{Client, Config};
@@ -118,6 +120,30 @@ impl StatCounters {
 #[derive(Clone)]
 pub struct Client {
     pub(crate) inner: Arc<Inner>,
+    /// Shared by the application's clones only (the push threads hold
+    /// clones without it): when the last is dropped, the client shuts down.
+    _owner: Option<Arc<Owner>>,
+}
+
+/// Shuts a client down when the application drops its last clone, so a
+/// dropped client leaves no threads behind and pushes what it recorded.
+pub(crate) struct Owner {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let rt = self
+            .inner
+            .runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(rt) = rt {
+            let timeout = rt.push_timeout();
+            rt.stop(timeout);
+        }
+    }
 }
 
 impl Default for Client {
@@ -129,17 +155,30 @@ impl Default for Client {
 impl Client {
     /// A client that records but does not push until [`Client::start`].
     pub fn new() -> Client {
+        let inner = Arc::new(Inner {
+            counters: Kind::new("counter"),
+            gauges: Kind::new("gauge"),
+            dists: Kind::new("distribution"),
+            series: AtomicUsize::new(0),
+            max_series: AtomicUsize::new(DEFAULT_MAX_SERIES),
+            stats: StatCounters::default(),
+            probes: Probes::default(),
+            runtime: Mutex::new(None),
+        });
         Client {
-            inner: Arc::new(Inner {
-                counters: Kind::new("counter"),
-                gauges: Kind::new("gauge"),
-                dists: Kind::new("distribution"),
-                series: AtomicUsize::new(0),
-                max_series: AtomicUsize::new(DEFAULT_MAX_SERIES),
-                stats: StatCounters::default(),
-                probes: Probes::default(),
-                runtime: Mutex::new(None),
-            }),
+            _owner: Some(Arc::new(Owner {
+                inner: inner.clone(),
+            })),
+            inner,
+        }
+    }
+
+    /// A clone for the client's own threads: it does not keep the client
+    /// running.
+    pub(crate) fn internal(inner: Arc<Inner>) -> Client {
+        Client {
+            inner,
+            _owner: None,
         }
     }
 

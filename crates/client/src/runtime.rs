@@ -24,6 +24,7 @@ pub(crate) struct Runtime {
     client: Client,
     ticker: JoinHandle<()>,
     sender: JoinHandle<()>,
+    timeout: Duration,
 }
 
 pub(crate) struct Shared {
@@ -102,8 +103,9 @@ impl Runtime {
             }),
             cv: Condvar::new(),
         });
+        let timeout = config.timeout;
         let config = Arc::new(config);
-        let client = Client { inner };
+        let client = Client::internal(inner);
         let (sh, c, cfg) = (shared.clone(), client.clone(), config.clone());
         let ticker = std::thread::Builder::new()
             .name("minutely-ticker".into())
@@ -127,7 +129,12 @@ impl Runtime {
             client,
             ticker,
             sender,
+            timeout,
         })
+    }
+
+    pub fn push_timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Final drain, pushes until `timeout`, joins both threads.

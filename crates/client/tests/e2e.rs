@@ -381,3 +381,47 @@ fn pushes_too_large_for_the_server_are_split_until_they_fit() {
         );
     }
 }
+
+/// Dropping the last clone of a started client pushes what it recorded and
+/// stops its threads.
+#[test]
+fn a_dropped_client_pushes_what_it_recorded_and_stops_its_threads() {
+    fn threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter(|t| {
+                let comm = t.as_ref().unwrap().path().join("comm");
+                std::fs::read_to_string(comm).is_ok_and(|c| c.starts_with("minutely-"))
+            })
+            .count()
+    }
+    // A new thread names itself once it runs: wait a little for it.
+    fn threads_become(n: usize) -> usize {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while threads() != n && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        threads()
+    }
+    let server = Server::start();
+    let before = threads();
+    let client = Client::new();
+    client
+        .start(
+            server
+                .config()
+                .push_interval(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    let clone = client.clone();
+    assert_eq!(threads_become(before + 2), before + 2, "ticker and sender");
+    client.increment_counter("dropped_count", 3.0, &[]);
+    drop(client);
+    assert_eq!(threads(), before + 2, "a clone still runs it");
+    clone.increment_counter("dropped_count", 4.0, &[]);
+    drop(clone);
+    assert_eq!(threads(), before, "threads left after the last drop");
+    assert_eq!(server.value("dropped_count", "sum", &[]), Some(7.0));
+}

@@ -425,3 +425,105 @@ fn a_dropped_client_pushes_what_it_recorded_and_stops_its_threads() {
     assert_eq!(threads(), before, "threads left after the last drop");
     assert_eq!(server.value("dropped_count", "sum", &[]), Some(7.0));
 }
+
+/// Resident memory of this process in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// The server away for a long time (`MINUTELY_OUTAGE_SECS`, 20 s by default
+/// in CI; 600 s is the documented full run) while four application threads
+/// record without pause: calls never wait on the network, the buffer and
+/// the process stay within their bounds (the oldest pushes are dropped and
+/// counted), and once the server is back what is buffered arrives.
+#[test]
+fn a_long_outage_keeps_threads_running_and_memory_bounded() {
+    let secs: u64 = std::env::var("MINUTELY_OUTAGE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    const BUFFER: usize = 64 << 10;
+    let mut server = Server::start();
+    let client = Client::new();
+    client
+        .start(server.config().max_buffer_bytes(BUFFER).build().unwrap())
+        .unwrap();
+    client.increment_counter("long_outage_warmup", 1.0, &[]);
+    assert!(client.flush(FLUSH));
+    server.stop();
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let (client, stop) = (client.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut calls, mut slowest) = (0u64, Duration::ZERO);
+                let host = format!("h{t}");
+                while !stop.load(SeqCst) {
+                    let started = std::time::Instant::now();
+                    // A thousand gauge series per thread, all kept busy.
+                    let order = format!("o{}", calls % 1_000);
+                    client.increment_counter("long_outage_count", 1.0, &[("host", &host)]);
+                    client.add_distribution_value("long_outage_ms", (calls % 997) as f64, &[]);
+                    client.set_gauge("long_outage_gauge", calls as f64, &[("order", &order)]);
+                    slowest = slowest.max(started.elapsed());
+                    calls += 1;
+                    if calls % 1_000 == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                (calls, slowest)
+            })
+        })
+        .collect();
+    // Memory after the first seconds (series made, buffer filling) and at
+    // the end: the growth is bounded by the buffer, not by time.
+    std::thread::sleep(Duration::from_secs(secs.min(5)));
+    let early = rss();
+    let mut peak_buffer = 0;
+    let end = std::time::Instant::now() + Duration::from_secs(secs.saturating_sub(5));
+    while std::time::Instant::now() < end {
+        peak_buffer = peak_buffer.max(client.stats().buffered_bytes);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let late = rss();
+    stop.store(true, SeqCst);
+    let results: Vec<(u64, Duration)> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let stats = client.stats();
+    assert!(peak_buffer <= BUFFER as u64, "{peak_buffer} {stats:?}");
+    assert!(
+        stats.points_dropped > 0,
+        "the bound was never reached: {stats:?}"
+    );
+    assert!(
+        late <= early + 3 * BUFFER as u64 + (16 << 20),
+        "memory grew from {early} to {late} bytes during the outage"
+    );
+    for (calls, slowest) in &results {
+        assert!(*calls > 0);
+        // Pushes time out after seconds: a call that waited on the network
+        // would take that long. This bound catches blocking, not slowness.
+        assert!(*slowest < Duration::from_millis(500), "{slowest:?}");
+    }
+
+    // Back: what is still buffered arrives, and new values too.
+    server.restart();
+    client.increment_counter("long_outage_after", 1.0, &[]);
+    assert!(client.flush(FLUSH), "{:?}", client.stats());
+    let stats = client.stats();
+    assert_eq!(
+        (stats.buffered_points, stats.values_dropped),
+        (0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(server.value("long_outage_after", "sum", &[]), Some(1.0));
+    let got = server.value("long_outage_count", "sum", &[("host", "h0")]);
+    assert!(got.is_some_and(|v| v > 0.0), "{got:?}");
+    client.shutdown(Duration::from_secs(5));
+}

@@ -163,6 +163,8 @@ impl Inner {
 
     /// Drops blocks past each resolution's retention and expired batch keys.
     pub(super) fn apply_retention(&self, now: i64) -> Result<(), StoreError> {
+        tracing::debug!("retention pass started");
+        let started = std::time::Instant::now();
         let ids: Vec<SeriesId> = self
             .index
             .read()
@@ -193,6 +195,11 @@ impl Inner {
                 batches.remove(key).map_err(engine)?;
             }
         }
-        txn.commit().map_err(engine)
+        txn.commit().map_err(engine)?;
+        tracing::debug!(
+            secs = started.elapsed().as_secs_f64(),
+            "retention pass committed"
+        );
+        Ok(())
     }
 }

@@ -184,6 +184,16 @@ fn webhook_gets_exactly_one_open_and_one_close_with_values_and_signature() {
         json!([{"tags": {"region": "eu"}, "env": "production", "opened_at": t0 + 360,
             "closed_at": t0 + 480, "peak": 0.0, "last": 3.0, "mean": 0.75, "no_data": false}])
     );
+    // From two hours before the series existed: those minutes are not
+    // "no orders", so the same single incident.
+    let (code, earlier) = s.request(
+        "POST",
+        &format!("/api/v1/alerts/preview?from={}&to={}", t0 - 7_200, t0 + 600),
+        ADMIN_KEY,
+        Some(&orders_stopped(&rx.url)),
+    );
+    assert_eq!(code, 200, "{earlier}");
+    assert_eq!(earlier["incidents"], prev["incidents"]);
     assert!(
         rx.hits.lock().unwrap().is_empty(),
         "a preview sends nothing"

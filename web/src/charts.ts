@@ -34,6 +34,8 @@ export interface Planned {
   graph: number;
   metric: string;
   field: string;
+  /** The graph metric's tag filters (for incident markers). */
+  tags: Record<string, string>;
   query: Record<string, unknown>;
 }
 
@@ -52,10 +54,19 @@ export function makeRange(from: number, to: number): Range {
   return { from: Math.floor(from / step) * step, to: Math.floor(to / 60) * 60, step };
 }
 
+function globRe(pattern: string): RegExp {
+  return new RegExp("^" + pattern.split("*").map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*") + "$");
+}
+
+/** Whether `value` matches a pattern where `*` stands for any characters. */
+export function globMatch(pattern: string, value: string): boolean {
+  return pattern.includes("*") ? globRe(pattern).test(value) : pattern === value;
+}
+
 /** Expands `*` patterns against the catalogue's names. */
 export function expand(pattern: string, names: string[]): string[] {
   if (!pattern.includes("*")) return [pattern];
-  const re = new RegExp("^" + pattern.split("*").map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join(".*") + "$");
+  const re = globRe(pattern);
   return names.filter((n) => re.test(n));
 }
 
@@ -70,6 +81,7 @@ export function plan(d: Dashboard, app: string, range: Range, names: string[]): 
             graph: gi,
             metric,
             field,
+            tags: m.tags ?? {},
             query: {
               app,
               env: d.env,
@@ -170,9 +182,58 @@ function numberValue(values: (number | null)[], how: Graph["value"]): number | n
   }
 }
 
+/** A time span shaded on a chart (an incident). */
+export interface Marker {
+  from: number;
+  /** `null`: still open, shaded to the end of the range. */
+  to: number | null;
+  label: string;
+}
+
 export interface ChartHooks {
   /** Called with a time range when the user drags over a chart. */
   onZoom: (from: number, to: number) => void;
+  /** A horizontal line (an alert's threshold). */
+  threshold?: number | null;
+  /** Shaded spans (incidents). */
+  markers?: Marker[];
+}
+
+const MARKER_FILL = "rgba(239, 68, 68, 0.16)";
+const MARKER_EDGE = "rgba(239, 68, 68, 0.75)";
+
+/** Draws the threshold line and the incident spans; records what it drew on `box` for tests. */
+function drawOverlays(u: uPlot, box: HTMLElement, hooks: ChartHooks) {
+  const ctx = u.ctx;
+  const { left, top, width, height } = u.bbox;
+  const xmin = u.scales.x.min ?? 0;
+  const xmax = u.scales.x.max ?? 0;
+  let shaded = 0;
+  ctx.save();
+  for (const m of hooks.markers ?? []) {
+    const end = m.to ?? xmax;
+    if (end < xmin || m.from > xmax) continue;
+    const x0 = Math.max(left, u.valToPos(Math.max(m.from, xmin), "x", true));
+    const x1 = Math.min(left + width, u.valToPos(Math.min(end, xmax), "x", true));
+    ctx.fillStyle = MARKER_FILL;
+    ctx.fillRect(x0, top, Math.max(2, x1 - x0), height);
+    ctx.fillStyle = MARKER_EDGE;
+    ctx.fillRect(x0, top, 2, height);
+    shaded++;
+  }
+  box.dataset.markers = String(shaded);
+  if (hooks.threshold !== undefined && hooks.threshold !== null) {
+    const y = u.valToPos(hooks.threshold, "y", true);
+    ctx.strokeStyle = MARKER_EDGE;
+    ctx.lineWidth = 1.5 * devicePixelRatio;
+    ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+    ctx.beginPath();
+    ctx.moveTo(left, y);
+    ctx.lineTo(left + width, y);
+    ctx.stroke();
+    box.dataset.thresholdY = String(Math.round(y / devicePixelRatio));
+  }
+  ctx.restore();
 }
 
 /** Draws a graph into `box` (replacing what was there); returns the uPlot, if any. */
@@ -230,7 +291,20 @@ export function drawGraph(box: HTMLElement, g: Graph, data: GraphData, step: num
       drag: { x: true, y: false, setScale: false },
       points: { size: 6 },
     },
-    scales: { x: { time: true }, y: relative ? { range: [0, 100] } : { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
+    scales: {
+      x: { time: true },
+      y: relative
+        ? { range: [0, 100] }
+        : {
+            range: (_u, min, max) => {
+              // The threshold stays in view even when the data is far from it.
+              const t = hooks.threshold ?? null;
+              const lo = Math.min(0, min, t ?? 0);
+              const hi = Math.max(max, t ?? max);
+              return [lo, hi > 0 ? hi * 1.1 : 1];
+            },
+          },
+    },
     axes: [
       { stroke: axisColor, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
       {
@@ -281,6 +355,7 @@ export function drawGraph(box: HTMLElement, g: Graph, data: GraphData, step: num
           tip.style.left = `${Math.min(left + 12, Math.max(0, u.over.clientWidth - tip.offsetWidth))}px`;
         },
       ],
+      draw: [(u) => drawOverlays(u, box, hooks)],
       setSelect: [
         (u) => {
           if (u.select.width > 4) {

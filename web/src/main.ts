@@ -4,24 +4,10 @@
 
 import uPlot from "uplot";
 import { collect, Dashboard, drawGraph, Graph, makeRange, plan, Range } from "./charts";
-import { ago, api, ApiError, download, h, qs, session } from "./util";
-
-interface Metric {
-  name: string;
-  kind: "counter" | "gauge" | "distribution";
-  env: string;
-  tags: Record<string, string[]>;
-  tag_value_counts: Record<string, number>;
-  series: number;
-  last_seen: number | null;
-}
+import { alertEditorView, alertsView, Ctx, Incident, incidentsView, markersFor } from "./alerts";
+import { ago, api, ApiError, download, FIELDS, h, Metric, qs, session } from "./util";
 
 const RANGES: [string, number][] = [["1h", 3600], ["4h", 14400], ["24h", 86400], ["7d", 604800], ["30d", 2592000]];
-const FIELDS: Record<string, string[]> = {
-  counter: ["sum", "rate"],
-  gauge: ["last", "mean", "min", "max"],
-  distribution: ["mean", "count", "sum", "min", "max", "p50", "p75", "p90", "p95", "p99", "p999"],
-};
 const AUTO_FIELDS: Record<string, string[]> = { counter: ["sum"], gauge: ["last"], distribution: ["mean", "p95"] };
 const REFRESH_MS = 60_000;
 
@@ -121,7 +107,8 @@ function layout(active: string, ...content: (Node | string)[]) {
   root.replaceChildren(
     h("header", {},
       h("span", { class: "brand" }, "minutely"),
-      h("nav", {}, link("#/dashboards", "Dashboards", "dashboards"), link("#/auto", "Automatic", "auto"), link("#/explore", "Explorer", "explore")),
+      h("nav", {}, link("#/dashboards", "Dashboards", "dashboards"), link("#/auto", "Automatic", "auto"), link("#/explore", "Explorer", "explore"),
+        link("#/alerts", "Alerts", "alerts"), link("#/incidents", "Incidents", "incidents")),
       h("span", { class: "spacer" }),
       apps.length > 1 ? appSelect : h("span", { class: "muted" }, app),
       h("button", { onclick: signOut, id: "signout" }, "Sign out"),
@@ -210,6 +197,11 @@ function showDashboard(into: HTMLElement, d: Dashboard, params: URLSearchParams,
     const names = catalogue.map((m) => m.name);
     const planned = plan(d, app, range, names);
     let results: any[] = [];
+    // Incidents of alerts on the graphs' metrics are shaded on them; a key
+    // that may not read them (or an error) just shows no markers.
+    const incidents: Promise<Incident[]> = planned.length
+      ? api("GET", `/api/v1/incidents${qs({ app })}`).then((r) => r.incidents, () => [])
+      : Promise.resolve([]);
     try {
       if (planned.length) {
         results = (await api("POST", "/api/v1/query", JSON.stringify({ queries: planned.map((p) => p.query) }))).results;
@@ -219,9 +211,11 @@ function showDashboard(into: HTMLElement, d: Dashboard, params: URLSearchParams,
       results = planned.map(() => ({ error: e instanceof Error ? e.message : String(e) }));
     }
     const data = collect(d, planned, results, range);
+    const known = await incidents;
     plots.forEach((p) => p?.destroy());
     plots = d.graphs.map((g: Graph, i) =>
       drawGraph(boxes[i], g, data[i], range.step, {
+        markers: markersFor(known, planned.filter((p) => p.graph === i), d.env),
         onZoom: (from, to) => {
           const p = new URLSearchParams(params);
           p.set("from", String(from));
@@ -469,6 +463,19 @@ async function explorerView(params: URLSearchParams) {
 
 // ---- router ----
 
+/** What the alert pages use of this shell. */
+function ctx(): Ctx {
+  return {
+    app,
+    layout,
+    go,
+    rerender,
+    catalogue: loadCatalogue,
+    errorBox,
+    onLeave: (f) => teardown.push(f),
+  };
+}
+
 async function render() {
   teardown.forEach((f) => f());
   teardown = [];
@@ -489,6 +496,12 @@ async function render() {
         return await autoView(params);
       case "explore":
         return await explorerView(params);
+      case "alerts":
+        if (path[1] === "new") return await alertEditorView(ctx());
+        if (path[1] === "edit") return await alertEditorView(ctx(), path[2]);
+        return await alertsView(ctx());
+      case "incidents":
+        return await incidentsView(ctx(), params);
       default:
         return await dashboardsView();
     }

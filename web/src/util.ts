@@ -28,6 +28,24 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   return el;
 }
 
+/** One entry of `GET /api/v1/metrics`. */
+export interface Metric {
+  name: string;
+  kind: "counter" | "gauge" | "distribution";
+  env: string;
+  tags: Record<string, string[]>;
+  tag_value_counts: Record<string, number>;
+  series: number;
+  last_seen: number | null;
+}
+
+/** The fields a metric of each kind has, the default first. */
+export const FIELDS: Record<string, string[]> = {
+  counter: ["sum", "rate"],
+  gauge: ["last", "mean", "min", "max"],
+  distribution: ["mean", "count", "sum", "min", "max", "p50", "p75", "p90", "p95", "p99", "p999"],
+};
+
 const KEY = "minutely.key";
 export const session = {
   key: (): string | null => sessionStorage.getItem(KEY),

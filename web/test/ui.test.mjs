@@ -21,13 +21,14 @@ const bin = process.env.MINUTELY_BIN ?? join(repo, "target/debug/minutely");
 // the README's).
 let shots;
 const ADMIN = "ui-test-admin-key-0123456789";
+const PUSH = "ui-test-push-key-0123456789";
 
 let server, url, browser, tmp;
 
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), "minutely-ui-"));
-  server = spawn(bin, ["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir", join(tmp, "data"), "--statsd", "off"], {
-    env: { ...process.env, MINUTELY_ADMIN_KEY: ADMIN, MINUTELY_PUSH_KEY: "ui-test-push-key-0123456789", MINUTELY_LOG: "warn" },
+  server = spawn(bin, ["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir", join(tmp, "data"), "--statsd", "off", "--alerts-clock", "manual"], {
+    env: { ...process.env, MINUTELY_ADMIN_KEY: ADMIN, MINUTELY_PUSH_KEY: PUSH, MINUTELY_LOG: "warn" },
     stdio: ["ignore", "pipe", "inherit"],
   });
   let out = "";
@@ -266,5 +267,142 @@ test("a 10-graph dashboard over 24 h draws every graph", async () => {
   await drawn(p, 10);
   // A figure, not an assertion: timings belong in docs/BENCHMARKS.md.
   console.log(`# 10-graph dashboard over 24 h drawn in ${Date.now() - t0} ms`);
+  assert.deepEqual(p.errors, []);
+});
+
+// ---- alerts ----
+
+/** The start of a whole hour at least two hours ago (inside the late window). */
+const T0 = Math.floor((Date.now() / 1000 - 3 * 3600) / 3600) * 3600;
+/** Nothing listens there: deliveries fail with "connection refused". */
+const DEAD_HOOK = "http://127.0.0.1:9/hook";
+
+async function call(method, path, body, key = ADMIN) {
+  const r = await fetch(`${url}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await r.text();
+  assert.ok(r.ok, `${method} ${path}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** ui_orders in region eu: 5 per minute in minutes 0-4 of T0, none in 5-7, 3 in 8-9. */
+async function pushOrders() {
+  const points = [0, 1, 2, 3, 4, 8, 9].map((m) => ({ kind: "counter", name: "ui_orders", value: m < 5 ? 5 : 3, tags: { region: "eu" }, ts: T0 + m * 60 + 10 }));
+  // The push key is the default app's; the admin key of every app pushes into webshop.
+  const r = await call("POST", "/api/v1/push", { app: "webshop", env: "production", points });
+  assert.equal(r.accepted, 7);
+}
+
+test("an alert made with the form: preview, test notification, state, delivery failure, incident history, dashboard marker", async () => {
+  await pushOrders();
+  const p = await signedIn();
+  await p.goto(`${url}/#/alerts`);
+  await p.waitForSelector("text=No alerts yet.");
+  await p.click("text=New alert");
+  await p.fill("#f-name", "UI orders stopped");
+  await p.selectOption("#f-metric", "ui_orders");
+  await p.selectOption("#f-field", "sum");
+  await p.selectOption("#f-env", "production");
+  await p.fill("#f-tags", "region:*");
+  await p.selectOption("select[aria-label=operator]", "<");
+  await p.fill("input[aria-label=threshold]", "1");
+  await p.fill("#f-warm-up-minutes", "2");
+  await p.fill("#f-cool-down-minutes", "1");
+  await p.fill("#f-description", "Orders stopped in a region");
+  await p.click("#add-channel");
+  await p.fill("input[aria-label='channel target']", DEAD_HOOK);
+
+  // The preview: minute values of the series, the threshold line inside
+  // the plot, and the incident the alert would have opened at minute 6
+  // and closed at minute 8, listed and shaded.
+  const row = `#preview-incidents tr[data-opened='${T0 + 360}'][data-closed='${T0 + 480}']`;
+  await p.waitForSelector(row);
+  const plot = await p.$eval("#preview-plot", (e) => ({ ...e.dataset, height: e.querySelector("canvas")?.clientHeight }));
+  assert.equal(plot.threshold, "1");
+  assert.ok(Number(plot.thresholdY) > 0 && Number(plot.thresholdY) < plot.height, JSON.stringify(plot));
+  assert.ok(Number(plot.markers) >= 1, JSON.stringify(plot));
+  assert.equal(plot.series, "1");
+  assert.match(await p.textContent(row), /production · region=eu/);
+  await p.screenshot({ path: join(shots, "alert-editor.png"), fullPage: true });
+
+  // The test button sends through the real channel code and shows its error.
+  await p.click("button.test");
+  const err = await p.waitForSelector(".test-result.delivery-error");
+  assert.match(await err.textContent(), /the webhook channel failed: .*127\.0\.0\.1:9/);
+
+  await p.click("#save");
+  await p.waitForSelector("tr[data-alert='ui-orders-stopped']");
+  assert.equal(await p.textContent("tr[data-alert='ui-orders-stopped'] .overall"), "closed");
+
+  // Drive the evaluator through minute 6: the incident opens.
+  await call("POST", `/api/v1/alerts/evaluate?from=${T0}&to=${T0 + 420}`);
+  await p.reload();
+  await p.waitForSelector("tr[data-alert='ui-orders-stopped'] .overall [data-state='open']");
+  assert.deepEqual(
+    await p.$$eval("tr[data-alert='ui-orders-stopped'] .series-state", (rs) => rs.map((r) => r.textContent)),
+    ["open production · region=eu"],
+  );
+  // The open notification cannot be delivered: the list shows the attempt and its error.
+  for (let i = 0; i < 100; i++) {
+    const o = await call("GET", "/api/v1/alerts/outbox");
+    if (o.notifications.some((n) => n.attempts > 0)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await p.reload();
+  const failed = await p.waitForSelector("#outbox tr:has(td.delivery-error)");
+  const cells = await failed.$$eval("td", (tds) => tds.map((t) => t.textContent));
+  assert.equal(cells[0], "UI orders stopped");
+  assert.equal(cells[1], "open");
+  assert.equal(cells[2], "webhook");
+  assert.ok(Number(cells[3]) >= 1);
+  assert.match(cells[4], /127\.0\.0\.1:9/);
+  await p.screenshot({ path: join(shots, "alerts.png"), fullPage: true });
+
+  // Through minute 9: data at minute 8 closes it. The history shows it.
+  await call("POST", `/api/v1/alerts/evaluate?from=${T0}&to=${T0 + 600}`);
+  await p.goto(`${url}/#/incidents`);
+  const inc = await p.waitForSelector("tr[data-incident='ui-orders-stopped-1']");
+  const got = await inc.evaluate((r) => ({
+    state: r.querySelector("[data-state]").dataset.state,
+    series: r.querySelector(".series").textContent,
+    peak: r.querySelector(".peak").textContent,
+    opened: r.querySelector(".opened").textContent,
+    closed: r.querySelector(".closed").textContent,
+  }));
+  const local = (ts) => p.evaluate((t) => {
+    const d = new Date(t * 1000);
+    const z = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${z(d.getMonth() + 1)}-${z(d.getDate())} ${z(d.getHours())}:${z(d.getMinutes())}`;
+  }, ts);
+  assert.deepEqual(got, { state: "closed", series: "production · region=eu", peak: "0", opened: await local(T0 + 360), closed: await local(T0 + 480) });
+  await p.screenshot({ path: join(shots, "incidents.png") });
+  await p.selectOption("select[aria-label=state]", "open");
+  await p.waitForSelector("text=No open incidents.");
+
+  // A dashboard graph of the metric shades the incident.
+  const d = await call("POST", "/api/v1/dashboards?app=webshop", { title: "UI orders", graphs: [{ title: "Orders", metrics: [{ name: "ui_orders", tags: { region: "e*" } }] }, { title: "Other", metrics: [{ name: "order_count" }] }] });
+  await p.goto(`${url}/#/d/${d.id}?from=${T0 - 3600}&to=${T0 + 3600}`);
+  await drawn(p, 2);
+  await p.waitForFunction(() => document.querySelector(".graph[data-title='Orders'] .plot")?.dataset.markers === "1");
+  assert.equal(await p.$eval(".graph[data-title='Other'] .plot", (e) => e.dataset.markers), "0", "no marker on a graph of another metric");
+  assert.deepEqual(p.errors, []);
+});
+
+test("alert names and incident text are shown as text, never as markup", async () => {
+  const name = `<img src=x onerror="window.__xss=1">`;
+  await call("POST", "/api/v1/alerts?app=webshop", { name, metric: "ui_orders", description: "<b>bold</b>", condition: { op: ">", threshold: 1e9 } });
+  const p = await signedIn();
+  await p.goto(`${url}/#/alerts`);
+  const link = await p.waitForSelector("a.alert-name:text-is('<img src=x onerror=\"window.__xss=1\">')");
+  assert.equal(await p.$("table.alerts img"), null);
+  assert.equal(await p.$("table.alerts b"), null);
+  await link.click();
+  await p.waitForSelector("#f-name");
+  assert.equal(await p.inputValue("#f-name"), name);
+  assert.equal(await p.$("main img"), null);
+  assert.equal(await p.evaluate(() => window.__xss), undefined);
   assert.deepEqual(p.errors, []);
 });

@@ -317,6 +317,36 @@ impl Channel {
             Channel::Email { .. } => "email",
         }
     }
+
+    /// Checks the URL, secret or addresses (also for a test notification
+    /// sent through a channel that is not part of a stored alert).
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Channel::Webhook { url, secret } => {
+                check_url(url)?;
+                if secret.as_deref().is_some_and(str::is_empty) {
+                    return Err("a webhook secret must not be empty".into());
+                }
+            }
+            Channel::Slack { url } => check_url(url)?,
+            Channel::Email { to } => {
+                if to.is_empty() || to.len() > MAX_EMAIL_TO {
+                    return Err(format!("an email channel needs 1-{MAX_EMAIL_TO} addresses"));
+                }
+                for a in to {
+                    let ok = a.len() <= 254
+                        && a.split_once('@').is_some_and(|(u, d)| {
+                            !u.is_empty() && d.contains('.') && !d.starts_with('.')
+                        })
+                        && !a.chars().any(|c| c.is_whitespace() || c == '<' || c == '>');
+                    if !ok {
+                        return Err(format!("{a:?} is not an email address"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn check_url(url: &str) -> Result<(), String> {
@@ -362,30 +392,7 @@ impl AlertDef {
             return Err(format!("at most {MAX_CHANNELS} channels"));
         }
         for c in &self.channels {
-            match c {
-                Channel::Webhook { url, secret } => {
-                    check_url(url)?;
-                    if secret.as_deref().is_some_and(str::is_empty) {
-                        return Err("a webhook secret must not be empty".into());
-                    }
-                }
-                Channel::Slack { url } => check_url(url)?,
-                Channel::Email { to } => {
-                    if to.is_empty() || to.len() > MAX_EMAIL_TO {
-                        return Err(format!("an email channel needs 1-{MAX_EMAIL_TO} addresses"));
-                    }
-                    for a in to {
-                        let ok = a.len() <= 254
-                            && a.split_once('@').is_some_and(|(u, d)| {
-                                !u.is_empty() && d.contains('.') && !d.starts_with('.')
-                            })
-                            && !a.chars().any(|c| c.is_whitespace() || c == '<' || c == '>');
-                        if !ok {
-                            return Err(format!("{a:?} is not an email address"));
-                        }
-                    }
-                }
-            }
+            c.validate()?;
         }
         Ok(())
     }

@@ -184,6 +184,16 @@ fn webhook_gets_exactly_one_open_and_one_close_with_values_and_signature() {
         json!([{"tags": {"region": "eu"}, "env": "production", "opened_at": t0 + 360,
             "closed_at": t0 + 480, "peak": 0.0, "last": 3.0, "mean": 0.75, "no_data": false}])
     );
+    // From two hours before the series existed: those minutes are not
+    // "no orders", so the same single incident.
+    let (code, earlier) = s.request(
+        "POST",
+        &format!("/api/v1/alerts/preview?from={}&to={}", t0 - 7_200, t0 + 600),
+        ADMIN_KEY,
+        Some(&orders_stopped(&rx.url)),
+    );
+    assert_eq!(code, 200, "{earlier}");
+    assert_eq!(earlier["incidents"], prev["incidents"]);
     assert!(
         rx.hits.lock().unwrap().is_empty(),
         "a preview sends nothing"
@@ -354,4 +364,112 @@ fn bad_alerts_get_clear_errors_and_yaml_round_trips() {
     let s2 = Server::start_with(&["--statsd", "off"]);
     let (code, _) = s2.request("POST", "/api/v1/alerts/evaluate?to=now", ADMIN_KEY, None);
     assert_eq!(code, 409);
+}
+
+#[test]
+fn test_notification_goes_out_at_once_and_reports_the_delivery_error() {
+    let rx = Receiver::start(200);
+    let s = Server::start_with(&["--alerts-clock", "manual", "--statsd", "off"]);
+    let send = |key: &str, body: Value| {
+        s.request("POST", "/api/v1/alerts/test-notification", key, Some(&body))
+    };
+
+    // A channel as given (the editor's unsaved form): signed, marked as a test.
+    let hook = json!({"type": "webhook", "url": rx.url, "secret": SECRET});
+    let (code, v) = send(ADMIN_KEY, json!({"channel": hook}));
+    assert_eq!(
+        (code, v),
+        (200, json!({"sent": true, "channel": "webhook"}))
+    );
+    let (hit, raw) = rx.accepted()[0].clone();
+    check_signed(&hit, &raw);
+    assert_eq!(hit.body["event"], "test");
+    assert_eq!(hit.body["test"], true);
+    assert_eq!(hit.body["state"], "test");
+    assert!(hit.header("x-minutely-delivery").is_some());
+
+    // Slack text says TEST.
+    let (code, _) = send(
+        ADMIN_KEY,
+        json!({"channel": {"type": "slack", "url": rx.url}}),
+    );
+    assert_eq!(code, 200);
+    let text = rx.accepted()[1].0.body["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.starts_with("[TEST] test notification"), "{text}");
+
+    // A stored alert's channel by index, with the alert's name.
+    let (code, v) = s.request(
+        "POST",
+        "/api/v1/alerts",
+        ADMIN_KEY,
+        Some(&orders_stopped(&rx.url)),
+    );
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = send(
+        ADMIN_KEY,
+        json!({"alert": "orders-stopped", "channel_index": 0}),
+    );
+    assert_eq!(code, 200, "{v}");
+    let (hit, raw) = rx.accepted()[2].clone();
+    check_signed(&hit, &raw);
+    assert_eq!(hit.body["alert"], "orders stopped");
+    assert_eq!(hit.body["alert_id"], "orders-stopped");
+    assert_eq!(hit.body["metric"], "order_count");
+
+    // The receiver refuses: the answer carries its error, nothing is queued.
+    rx.status.store(500, Ordering::SeqCst);
+    let (code, v) = send(ADMIN_KEY, json!({"channel": hook}));
+    assert_eq!(code, 502, "{v}");
+    assert_eq!(v["sent"], false);
+    let err = v["error"].as_str().unwrap();
+    assert!(err.contains("answered 500"), "{err}");
+    // Nobody listening.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let (code, v) = send(
+        ADMIN_KEY,
+        json!({"channel": {"type": "webhook", "url": dead}}),
+    );
+    assert_eq!(code, 502, "{v}");
+    assert!(v["error"].as_str().unwrap().contains(&dead), "{v}");
+    // Email without an SMTP server.
+    let (code, v) = send(
+        ADMIN_KEY,
+        json!({"channel": {"type": "email", "to": ["ops@example.com"]}}),
+    );
+    assert_eq!(code, 502, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("--smtp-host"), "{v}");
+    let (_, outbox) = s.request("GET", "/api/v1/alerts/outbox", ADMIN_KEY, None);
+    assert_eq!(
+        outbox["notifications"],
+        json!([]),
+        "tests bypass the outbox"
+    );
+
+    // Bad requests.
+    for (body, want) in [
+        (json!({}), "either"),
+        (
+            json!({"alert": "orders-stopped", "channel_index": 3}),
+            "channel_index 3",
+        ),
+        (
+            json!({"channel": {"type": "webhook", "url": "ftp://x"}}),
+            "http://",
+        ),
+        (json!({"channel": {"type": "pager"}}), "pager"),
+    ] {
+        let (code, v) = send(ADMIN_KEY, body);
+        assert_eq!(code, 400, "{v}");
+        assert!(v["error"].as_str().unwrap().contains(want), "{v}");
+    }
+    let (code, _) = send(ADMIN_KEY, json!({"alert": "nope", "channel_index": 0}));
+    assert_eq!(code, 404);
+    let (code, _) = send(PUSH_KEY, json!({"channel": hook}));
+    assert_eq!(code, 403);
+    assert_eq!(rx.accepted().len(), 3, "only the three good tests arrived");
 }

@@ -415,3 +415,43 @@ fn root_serves_the_web_ui_or_says_how_to_build_it() {
         (404, "no endpoint at /api/v1/nothing")
     );
 }
+
+#[test]
+fn dashboards_of_an_app_that_does_not_exist_are_404() {
+    let s = Server::start_with(&["--statsd", "off"]);
+    let body = json!({"title": "Blog", "graphs": []});
+    let want = "no app \"blog\"; create it with POST /api/v1/apps";
+    for (method, path, body) in [
+        ("GET", "/api/v1/dashboards?app=blog", None),
+        ("POST", "/api/v1/dashboards?app=blog", Some(&body)),
+        ("PUT", "/api/v1/dashboards/blog?app=blog", Some(&body)),
+        ("GET", "/api/v1/dashboards/blog?app=blog", None),
+        ("DELETE", "/api/v1/dashboards/blog?app=blog", None),
+    ] {
+        let (code, v) = s.request(method, path, ADMIN_KEY, body);
+        assert_eq!(
+            (code, v["error"].as_str()),
+            (404, Some(want)),
+            "{method} {path}"
+        );
+    }
+    let (code, _) = s.request(
+        "POST",
+        "/api/v1/apps",
+        ADMIN_KEY,
+        Some(&json!({"name": "blog"})),
+    );
+    assert_eq!(code, 201);
+    let (code, v) = s.request(
+        "POST",
+        "/api/v1/dashboards?app=blog",
+        ADMIN_KEY,
+        Some(&body),
+    );
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = s.request("GET", "/api/v1/dashboards?app=blog", ADMIN_KEY, None);
+    assert_eq!(
+        (code, v["dashboards"][0]["id"].as_str()),
+        (200, Some("blog"))
+    );
+}

@@ -138,7 +138,8 @@ pub struct NewKey {
     name: String,
 }
 
-fn app_exists(st: &Shared, app: &str) -> ApiResult<()> {
+/// `404` unless the app exists (an admin key of every app may name any).
+pub(crate) fn app_exists(st: &Shared, app: &str) -> ApiResult<()> {
     if st.store.apps()?.iter().any(|a| a.name == app) {
         Ok(())
     } else {

@@ -150,6 +150,10 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/alerts/evaluate", post(alerts::api::evaluate))
         .route("/api/v1/alerts/outbox", get(alerts::api::outbox))
         .route(
+            "/api/v1/alerts/test-notification",
+            post(alerts::test_notification::send),
+        )
+        .route(
             "/api/v1/alerts/{id}",
             get(alerts::api::get_one)
                 .put(alerts::api::put_one)

@@ -27,7 +27,7 @@ const MAX_ALERTS_PER_APP: usize = 1_000;
 /// The longest preview range: 31 days of minutes.
 const MAX_PREVIEW_SECS: i64 = 31 * 86_400;
 
-fn params(q: Option<String>, allowed: &[&str]) -> ApiResult<HashMap<String, String>> {
+pub(crate) fn params(q: Option<String>, allowed: &[&str]) -> ApiResult<HashMap<String, String>> {
     let mut out = HashMap::new();
     for (k, v) in form_urlencoded::parse(q.unwrap_or_default().as_bytes()) {
         if !allowed.contains(&k.as_ref()) {

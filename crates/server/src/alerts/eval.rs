@@ -142,10 +142,19 @@ pub fn run_minutes(
     for key in keys {
         let vals = now_vals.get(&key).unwrap_or(&empty);
         let week = week_vals.get(&key);
+        let known = series.contains_key(&key);
         let st = series.entry(key.clone()).or_default();
         let (env, tags) = parse_series_key(&key);
         let mut window = Vec::with_capacity(lookback as usize);
         let mut m = first;
+        if !known {
+            // A series the alert does not follow yet is watched from its
+            // first minute with data (from `first` if it had data before):
+            // the minutes before it existed are not missing data.
+            if let Some(i) = vals.iter().position(Option::is_some) {
+                m = m.max(read_from + i as i64 * 60);
+            }
+        }
         while m <= last {
             let value = vals.get(idx(m)).copied().flatten();
             window.clear();

@@ -12,6 +12,7 @@ pub mod api;
 pub mod email;
 pub mod eval;
 pub mod notify;
+pub mod test_notification;
 
 use minutely_alerts::{AlertDef, AlertState, EventKind};
 use minutely_store::{AlertPass, AlertRecord, IncidentRecord, Store};

@@ -57,6 +57,7 @@ pub fn headline(p: &Value) -> String {
     let what = match p["event"].as_str() {
         Some("open") => "OPEN",
         Some("reminder") => "STILL OPEN",
+        Some("test") => "TEST",
         _ => "CLOSED",
     };
     let tags = p["tags"]
@@ -137,7 +138,8 @@ fn post_json(url: &str, body: &[u8], headers: &[(&str, String)]) -> Result<(), S
     match req.send_bytes(body) {
         Ok(_) => Ok(()),
         Err(ureq::Error::Status(code, _)) => Err(format!("{url} answered {code}")),
-        Err(e) => Err(format!("{url}: {e}")),
+        // The transport error names the URL already.
+        Err(e) => Err(e.to_string()),
     }
 }
 

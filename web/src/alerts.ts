@@ -235,7 +235,7 @@ function numberOf(i: HTMLInputElement): number | undefined {
 }
 
 /** One channel's inputs, its test button and the test's answer. */
-function channelRow(c: Channel, app: string, onRemove: (row: HTMLElement) => void): { el: HTMLElement; read: () => Channel } {
+function channelRow(c: Channel, app: string, alertId: string | undefined, onRemove: (row: HTMLElement) => void): { el: HTMLElement; read: () => Channel } {
   const type = h("select", { "aria-label": "channel type" }, ["webhook", "slack", "email"].map((t) => h("option", { value: t }, t)));
   type.value = c.type;
   const target = h("input", { class: "wide", "aria-label": "channel target" });
@@ -258,7 +258,9 @@ function channelRow(c: Channel, app: string, onRemove: (row: HTMLElement) => voi
     result.className = "test-result muted";
     result.textContent = "sending…";
     try {
-      await api("POST", `/api/v1/alerts/test-notification${qs({ app })}`, JSON.stringify({ channel: read() }));
+      // The channel as it is in the form (maybe not saved yet); a saved
+      // alert's id puts its name in the message.
+      await api("POST", `/api/v1/alerts/test-notification${qs({ app })}`, JSON.stringify({ channel: read(), alert: alertId }));
       result.className = "test-result ok";
       result.textContent = "test notification sent";
     } catch (e) {
@@ -335,7 +337,7 @@ export async function alertEditorView(ctx: Ctx, id?: string) {
     el.remove();
   };
   const addChannel = (ch: Channel) => {
-    const r = channelRow(ch, ctx.app, remove);
+    const r = channelRow(ch, ctx.app, id, remove);
     rows.push(r);
     channelBox.append(r.el);
   };

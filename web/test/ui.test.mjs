@@ -8,6 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createServer } from "node:http";
 import { mkdtempSync, mkdirSync, rmSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -411,6 +412,30 @@ test("alert names and incident text are shown as text, never as markup", async (
   assert.equal(await p.inputValue("#f-name"), name);
   assert.equal(await p.$("main img"), null);
   assert.equal(await p.evaluate(() => window.__xss), undefined);
+
+  // "Send test" to a receiver that accepts: the saved alert's name is in it.
+  const got = [];
+  const rx = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      got.push(JSON.parse(body));
+      res.end();
+    });
+  });
+  await new Promise((r) => rx.listen(0, "127.0.0.1", r));
+  try {
+    await p.click("#add-channel");
+    await p.fill("input[aria-label='channel target']", `http://127.0.0.1:${rx.address().port}/hook`);
+    await p.click("button.test");
+    await p.waitForSelector(".test-result.ok:text('test notification sent')");
+    assert.equal(got.length, 1);
+    assert.equal(got[0].event, "test");
+    assert.equal(got[0].test, true);
+    assert.equal(got[0].alert, name);
+  } finally {
+    rx.close();
+  }
   assert.deepEqual(p.errors, []);
 });
 

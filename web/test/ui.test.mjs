@@ -436,6 +436,26 @@ test("alert names and incident text are shown as text, never as markup", async (
   } finally {
     rx.close();
   }
+
+  // The text tab shows the form's alert as JSON; a JSON edit reaches the
+  // form; YAML pasted in is saved as it is.
+  const text = "textarea[aria-label='alert definition']";
+  await p.click("#tab-text");
+  const json = JSON.parse(await p.inputValue(text));
+  assert.equal(json.name, name);
+  assert.equal(json.channels.length, 1);
+  json.condition.threshold = 5;
+  await p.fill(text, JSON.stringify(json));
+  await p.click("#tab-form");
+  assert.equal(await p.inputValue("input[aria-label=threshold]"), "5");
+  await p.click("#tab-text");
+  await p.fill(text, "name: from yaml\nmetric: ui_orders\ncondition: {op: '>', threshold: 7}\n");
+  await p.click("#save");
+  const row = await p.waitForSelector("tr:has(a.alert-name:text-is('from yaml'))");
+  const id = await row.getAttribute("data-alert");
+  assert.equal(await p.$(`a.alert-name:text-is('${name.replace(/'/g, "\\'")}')`), null, "replaced, not added");
+  const saved = await call("GET", `/api/v1/alerts/${id}?app=webshop`);
+  assert.deepEqual(saved.condition, { op: ">", threshold: 7 });
   assert.deepEqual(p.errors, []);
 });
 

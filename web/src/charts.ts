@@ -379,11 +379,19 @@ export function drawGraph(box: HTMLElement, g: Graph, data: GraphData, step: num
   const plot = new uPlot(opts, [data.times, ...order.map((li) => plotted[li])] as uPlot.AlignedData, box);
   plot.over.append(tip);
   plot.over.addEventListener("mouseleave", () => (tip.hidden = true));
+  // Incidents in the range are named under the chart (the canvas only shades them).
+  const first = data.times[0] ?? 0;
+  const last = (data.times[data.times.length - 1] ?? 0) + step;
+  const incidents = [...new Set((hooks.markers ?? []).filter((m) => m.from < last && (m.to ?? last) >= first).map((m) => m.label))];
   box.append(
     h("div", { class: "legend" },
       data.lines.map((l, li) =>
         h("span", { class: "legend-item" }, h("span", { class: "swatch", style: `background:${PALETTE[li % PALETTE.length]}` }), l.label),
       ),
+      incidents.slice(0, 5).map((label) =>
+        h("span", { class: "legend-item legend-incident" }, h("span", { class: "swatch", style: `background:${MARKER_EDGE}` }), `incident: ${label}`),
+      ),
+      incidents.length > 5 ? h("span", { class: "legend-item legend-incident" }, `and ${incidents.length - 5} more incidents`) : null,
     ),
   );
   return plot;

@@ -396,6 +396,8 @@ test("an alert made with the form: preview, test notification, state, delivery f
   await drawn(p, 2);
   await p.waitForFunction(() => document.querySelector(".graph[data-title='Orders'] .plot")?.dataset.markers === "1");
   assert.equal(await p.$eval(".graph[data-title='Other'] .plot", (e) => e.dataset.markers), "0", "no marker on a graph of another metric");
+  assert.deepEqual(await p.$$eval(".graph[data-title='Orders'] .legend-incident", (ls) => ls.map((l) => l.textContent)), ["incident: UI orders stopped production · region=eu"]);
+  assert.equal(await p.$(".graph[data-title='Other'] .legend-incident"), null);
   assert.deepEqual(p.errors, []);
 });
 

@@ -146,7 +146,7 @@ export async function alertsView(ctx: Ctx) {
     alerts.length
       ? h("div", { class: "table-wrap" },
           h("table", { class: "alerts" },
-            h("thead", {}, h("tr", {}, h("th", {}, "alert"), h("th", {}, "condition"), h("th", {}, "state"), h("th", {}, "series"), h("th", {}, "evaluated through"))),
+            h("thead", {}, h("tr", {}, h("th", {}, "alert"), h("th", {}, "condition"), h("th", {}, "state"), h("th", {}, "series"), h("th", {}, "evaluated through"), h("th", {}, ""))),
             h("tbody", {}, alerts.map(alertRow)),
           ),
         )
@@ -176,6 +176,7 @@ function alertRow(a: Alert): HTMLElement {
         : h("span", { class: "muted" }, "not evaluated yet"),
     ),
     h("td", { class: "muted" }, when(a.evaluated_through)),
+    h("td", {}, h("a", { href: `#/incidents?${new URLSearchParams({ alert: a.id })}` }, "incidents")),
   );
 }
 

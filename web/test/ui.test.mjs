@@ -387,6 +387,13 @@ test("an alert made with the form: preview, test notification, state, delivery f
   }, ts);
   assert.deepEqual(got, { state: "closed", series: "production · region=eu", peak: "0", opened: await local(T0 + 360), closed: await local(T0 + 480) });
   await p.screenshot({ path: join(shots, "incidents.png") });
+  // The alert's own incidents, from its row in the list.
+  await p.goto(`${url}/#/alerts`);
+  await p.click("tr[data-alert='ui-orders-stopped'] a:text('incidents')");
+  await p.waitForSelector("text=of alert ui-orders-stopped");
+  assert.deepEqual(await p.$$eval("tr[data-incident]", (rs) => rs.map((r) => r.dataset.incident)), ["ui-orders-stopped-1"]);
+  await p.goto(`${url}/#/incidents`);
+  await p.waitForSelector("tr[data-incident='ui-orders-stopped-1']");
   await p.selectOption("select[aria-label=state]", "open");
   await p.waitForSelector("text=No open incidents.");
 
@@ -458,6 +465,14 @@ test("alert names and incident text are shown as text, never as markup", async (
   assert.equal(await p.$(`a.alert-name:text-is('${name.replace(/'/g, "\\'")}')`), null, "replaced, not added");
   const saved = await call("GET", `/api/v1/alerts/${id}?app=webshop`);
   assert.deepEqual(saved.condition, { op: ">", threshold: 7 });
+
+  // Delete, after confirming.
+  p.once("dialog", (d) => d.accept());
+  await p.click("a.alert-name:text-is('from yaml')");
+  await p.click("#delete");
+  await p.waitForSelector("tr[data-alert='ui-orders-stopped']");
+  assert.equal(await p.$(`tr[data-alert='${id}']`), null);
+  assert.ok(!(await call("GET", "/api/v1/alerts?app=webshop")).alerts.some((a) => a.id === id));
   assert.deepEqual(p.errors, []);
 });
 

@@ -624,3 +624,21 @@ test("dark theme follows the system; at phone width no page scrolls sideways", a
   await p.screenshot({ path: join(shots, "phone-dark.png") });
   assert.deepEqual([...light.p.errors, ...p.errors], []);
 });
+
+test("a read key sees alerts, incidents and markers but cannot save or read the outbox", async () => {
+  const { key } = await call("POST", "/api/v1/apps/webshop/keys", { scope: "read", name: "ui test" });
+  const p = await page();
+  await p.goto(`${url}/?key=${key}`);
+  await p.waitForSelector("text=Webshop overview");
+  await p.goto(`${url}/#/alerts`);
+  await p.waitForSelector("tr[data-alert='ui-orders-stopped']");
+  await p.waitForSelector("text=Delivery failures show to an admin key of all apps.");
+  await p.goto(`${url}/#/incidents`);
+  await p.waitForSelector("tr[data-incident='ui-orders-stopped-1']");
+  await p.goto(`${url}/#/alerts/edit/ui-orders-stopped`);
+  await p.waitForSelector("#preview-plot[data-previewed]");
+  await p.click("#save");
+  await p.waitForSelector(".error:text-matches('admin', 'i')");
+  assert.equal((await call("GET", "/api/v1/alerts/ui-orders-stopped?app=webshop")).name, "UI orders stopped");
+  assert.deepEqual(p.errors, []);
+});

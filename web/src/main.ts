@@ -202,7 +202,7 @@ function showDashboard(into: HTMLElement, d: Dashboard, params: URLSearchParams,
     // Incidents of alerts on the graphs' metrics are shaded on them; a key
     // that may not read them (or an error) just shows no markers.
     const incidents: Promise<Incident[]> = planned.length
-      ? api("GET", `/api/v1/incidents${qs({ app })}`).then((r) => r.incidents, () => [])
+      ? api("GET", `/api/v1/incidents${qs({ app, from: String(range.from), to: String(range.to) })}`).then((r) => r.incidents, () => [])
       : Promise.resolve([]);
     try {
       if (planned.length) {

@@ -146,7 +146,7 @@ export async function alertsView(ctx: Ctx) {
     alerts.length
       ? h("div", { class: "table-wrap" },
           h("table", { class: "alerts" },
-            h("thead", {}, h("tr", {}, h("th", {}, "alert"), h("th", {}, "condition"), h("th", {}, "state"), h("th", {}, "series"), h("th", {}, "evaluated through"))),
+            h("thead", {}, h("tr", {}, h("th", {}, "alert"), h("th", {}, "condition"), h("th", {}, "state"), h("th", {}, "series"), h("th", {}, "evaluated through"), h("th", {}, ""))),
             h("tbody", {}, alerts.map(alertRow)),
           ),
         )
@@ -176,6 +176,7 @@ function alertRow(a: Alert): HTMLElement {
         : h("span", { class: "muted" }, "not evaluated yet"),
     ),
     h("td", { class: "muted" }, when(a.evaluated_through)),
+    h("td", {}, h("a", { href: `#/incidents?${new URLSearchParams({ alert: a.id })}` }, "incidents")),
   );
 }
 
@@ -235,7 +236,7 @@ function numberOf(i: HTMLInputElement): number | undefined {
 }
 
 /** One channel's inputs, its test button and the test's answer. */
-function channelRow(c: Channel, app: string, onRemove: (row: HTMLElement) => void): { el: HTMLElement; read: () => Channel } {
+function channelRow(c: Channel, app: string, alertId: string | undefined, onRemove: (row: HTMLElement) => void): { el: HTMLElement; read: () => Channel } {
   const type = h("select", { "aria-label": "channel type" }, ["webhook", "slack", "email"].map((t) => h("option", { value: t }, t)));
   type.value = c.type;
   const target = h("input", { class: "wide", "aria-label": "channel target" });
@@ -258,7 +259,9 @@ function channelRow(c: Channel, app: string, onRemove: (row: HTMLElement) => voi
     result.className = "test-result muted";
     result.textContent = "sending…";
     try {
-      await api("POST", `/api/v1/alerts/test-notification${qs({ app })}`, JSON.stringify({ channel: read() }));
+      // The channel as it is in the form (maybe not saved yet); a saved
+      // alert's id puts its name in the message.
+      await api("POST", `/api/v1/alerts/test-notification${qs({ app })}`, JSON.stringify({ channel: read(), alert: alertId }));
       result.className = "test-result ok";
       result.textContent = "test notification sent";
     } catch (e) {
@@ -275,14 +278,9 @@ function channelRow(c: Channel, app: string, onRemove: (row: HTMLElement) => voi
   return { el, read };
 }
 
-export async function alertEditorView(ctx: Ctx, id?: string) {
-  const [metrics, loaded] = await Promise.all([
-    ctx.catalogue(),
-    id ? api("GET", `/api/v1/alerts/${encodeURIComponent(id)}${qs({ app: ctx.app })}`) : Promise.resolve(null),
-  ]);
-  const def: AlertDef = loaded ?? { ...TEMPLATE, metric: metrics[0]?.name ?? "" };
+/** The alert as a form; `read()` gives the definition it shows. */
+function alertForm(def: AlertDef, metrics: Metric[], app: string, id: string | undefined, onEdit: () => void, onSave: () => void): { el: HTMLElement; read: () => AlertDef } {
   const kinds = new Map(metrics.map((m) => [m.name, m.kind]));
-
   const name = h("input", { class: "wide", value: def.name, required: true });
   const metricNames = [...new Set([...metrics.map((m) => m.name), def.metric].filter(Boolean))].sort();
   const metric = h("select", {}, metricNames.map((n) => h("option", { value: n }, `${n} (${kinds.get(n) ?? "no data yet"})`)));
@@ -296,6 +294,7 @@ export async function alertEditorView(ctx: Ctx, id?: string) {
     field.value = list.includes(keep) ? keep : "";
   };
   fillFields();
+  metric.addEventListener("change", fillFields);
   const envs = [...new Set(metrics.map((m) => m.env))];
   const env = h("select", {}, h("option", { value: "" }, "every env"), [...new Set([...envs, def.env ?? ""].filter(Boolean))].map((e) => h("option", { value: e }, e)));
   env.value = def.env ?? "";
@@ -335,7 +334,7 @@ export async function alertEditorView(ctx: Ctx, id?: string) {
     el.remove();
   };
   const addChannel = (ch: Channel) => {
-    const r = channelRow(ch, ctx.app, remove);
+    const r = channelRow(ch, app, id, remove);
     rows.push(r);
     channelBox.append(r.el);
   };
@@ -365,13 +364,110 @@ export async function alertEditorView(ctx: Ctx, id?: string) {
     return out;
   };
 
-  const msg = h("div");
-  const save = async (ev: Event) => {
-    ev.preventDefault();
+  const el = h("form", { class: "card alert-form", onsubmit: (ev: Event) => { ev.preventDefault(); onSave(); }, oninput: onEdit, onchange: onEdit },
+    h("div", { class: "form-grid" },
+      ...labelled("name", name),
+      ...labelled("metric", metric),
+      ...labelled("field", field),
+      ...labelled("env", env),
+      ...labelled("tags", tags, "key:value pairs separated by spaces; * matches any characters"),
+      h("label", {}, "condition"),
+      h("div", { class: "list-item" }, base, op, threshold, changePct, windowMin, deviations),
+      ...labelled("warm-up minutes", warmup, "the condition must hold this many minutes in a row before an incident opens"),
+      ...labelled("cool-down minutes", cooldown, "it must not hold this many minutes in a row before the incident closes"),
+      ...labelled("reminder minutes", reminder, "notify again while open every this many minutes; 0: never"),
+      ...labelled("no data", noData, "a minute without data for a series"),
+      ...labelled("description", description),
+      ...labelled("enabled", enabled),
+      h("label", {}, "channels"),
+      h("div", {}, channelBox,
+        h("button", { type: "button", id: "add-channel", onclick: () => addChannel({ type: "webhook", url: "" }) }, "Add channel")),
+    ),
+  );
+  return { el, read };
+}
+
+export async function alertEditorView(ctx: Ctx, id?: string) {
+  const [metrics, loaded] = await Promise.all([
+    ctx.catalogue(),
+    id ? api("GET", `/api/v1/alerts/${encodeURIComponent(id)}${qs({ app: ctx.app })}`) : Promise.resolve(null),
+  ]);
+  const def: AlertDef = loaded ?? { ...TEMPLATE, metric: metrics[0]?.name ?? "" };
+  const kinds = new Map(metrics.map((m) => [m.name, m.kind]));
+
+  // The form, and the same alert as text (JSON, or YAML pasted in).
+  let mode: "form" | "text" = "form";
+  let formTouched = false;
+  let textTouched = false;
+  const formEdited = () => {
+    formTouched = true;
+    later();
+  };
+  let form = alertForm(def, metrics, ctx.app, id, formEdited, () => void save());
+  const formBox = h("div", {}, form.el);
+  const area = h("textarea", { class: "code", spellcheck: "false", "aria-label": "alert definition", value: JSON.stringify(form.read(), null, 2),
+    oninput: () => {
+      textTouched = true;
+      later();
+    } });
+  const textBox = h("div", { class: "card" },
+    h("p", { class: "muted" }, "The alert as JSON, or paste YAML with the same keys. Saving sends the text as it is; the form and the chart read it when it is JSON."),
+    area);
+  const formTab = h("button", { id: "tab-form", role: "tab", onclick: () => toForm() }, "Form");
+  const textTab = h("button", { id: "tab-text", role: "tab", onclick: () => toText() }, "YAML or JSON text");
+  const show = (m: typeof mode) => {
+    mode = m;
+    formBox.hidden = m !== "form";
+    textBox.hidden = m !== "text";
+    formTab.classList.toggle("tab-active", m === "form");
+    textTab.classList.toggle("tab-active", m === "text");
+  };
+  const toText = () => {
+    if (formTouched) area.value = JSON.stringify(form.read(), null, 2);
+    formTouched = textTouched = false;
+    msg.replaceChildren();
+    show("text");
+  };
+  const toForm = () => {
+    if (textTouched) {
+      const t = area.value.trim();
+      try {
+        if (!t.startsWith("{")) throw new Error("The form reads edited text only as JSON: save the YAML first (the form then shows it), or write JSON.");
+        const parsed = JSON.parse(t);
+        if (!parsed || typeof parsed !== "object" || !parsed.condition) throw new Error("The JSON needs at least a name, a metric and a condition.");
+        form = alertForm(parsed, metrics, ctx.app, id, formEdited, () => void save());
+        formBox.replaceChildren(form.el);
+      } catch (e) {
+        msg.replaceChildren(ctx.errorBox(e));
+        return;
+      }
+    }
+    formTouched = textTouched = false;
+    msg.replaceChildren();
+    show("form");
+  };
+  /** What to save or preview: the body to send, and the definition when it is readable here. */
+  const source = (): { body: string; type: string; def: AlertDef | null } => {
+    if (mode === "form") {
+      const d = form.read();
+      return { body: JSON.stringify(d), type: "application/json", def: d };
+    }
+    const t = area.value.trim();
+    if (!t.startsWith("{")) return { body: t, type: "application/yaml", def: null };
     try {
-      const body = JSON.stringify(read());
-      if (id) await api("PUT", `/api/v1/alerts/${encodeURIComponent(id)}${qs({ app: ctx.app })}`, body);
-      else await api("POST", `/api/v1/alerts${qs({ app: ctx.app })}`, body);
+      return { body: t, type: "application/json", def: JSON.parse(t) };
+    } catch {
+      // The server names the JSON error.
+      return { body: t, type: "application/json", def: null };
+    }
+  };
+
+  const msg = h("div");
+  const save = async () => {
+    try {
+      const { body, type } = source();
+      if (id) await api("PUT", `/api/v1/alerts/${encodeURIComponent(id)}${qs({ app: ctx.app })}`, body, type);
+      else await api("POST", `/api/v1/alerts${qs({ app: ctx.app })}`, body, type);
       ctx.go("#/alerts");
     } catch (e) {
       msg.replaceChildren(ctx.errorBox(e));
@@ -404,7 +500,10 @@ export async function alertEditorView(ctx: Ctx, id?: string) {
   ctx.onLeave(() => plot?.destroy());
   const preview = async () => {
     const mine = ++generation;
-    const d = read();
+    const src = source();
+    const d: AlertDef = src.def && typeof src.def === "object" ? src.def : { name: "", metric: "", condition: { op: ">" } };
+    d.condition ??= { op: ">" };
+    d.metric ??= "";
     const to = Math.floor(Date.now() / 60000) * 60;
     // Minute buckets: the alert judges each minute, so the chart shows those values.
     const range: Range = { from: to - previewSecs, to, step: 60 };
@@ -417,7 +516,7 @@ export async function alertEditorView(ctx: Ctx, id?: string) {
     const planned = plan(dash, ctx.app, range, []);
     const [q, p] = await Promise.allSettled([
       kind ? api("POST", "/api/v1/query", JSON.stringify({ queries: planned.map((x) => x.query) })) : Promise.resolve({ results: [{ series: [] }] }),
-      api("POST", `/api/v1/alerts/preview${qs({ app: ctx.app, from: String(range.from), to: String(range.to) })}`, JSON.stringify(d)),
+      api("POST", `/api/v1/alerts/preview${qs({ app: ctx.app, from: String(range.from), to: String(range.to) })}`, src.body, src.type),
     ]);
     if (mine !== generation) return;
     const incidents: any[] = p.status === "fulfilled" ? p.value.incidents : [];
@@ -457,41 +556,19 @@ export async function alertEditorView(ctx: Ctx, id?: string) {
     timer = window.setTimeout(() => void preview(), 500);
   };
   ctx.onLeave(() => clearTimeout(timer));
-  metric.addEventListener("change", () => {
-    fillFields();
-  });
 
-  const form = h("form", { class: "card alert-form", onsubmit: save, oninput: later, onchange: later },
-    h("div", { class: "form-grid" },
-      ...labelled("name", name),
-      ...labelled("metric", metric),
-      ...labelled("field", field),
-      ...labelled("env", env),
-      ...labelled("tags", tags, "key:value pairs separated by spaces; * matches any characters"),
-      h("label", {}, "condition"),
-      h("div", { class: "list-item" }, base, op, threshold, changePct, windowMin, deviations),
-      ...labelled("warm-up minutes", warmup, "the condition must hold this many minutes in a row before an incident opens"),
-      ...labelled("cool-down minutes", cooldown, "it must not hold this many minutes in a row before the incident closes"),
-      ...labelled("reminder minutes", reminder, "notify again while open every this many minutes; 0: never"),
-      ...labelled("no data", noData, "a minute without data for a series"),
-      ...labelled("description", description),
-      ...labelled("enabled", enabled),
-      h("label", {}, "channels"),
-      h("div", {}, channelBox,
-        h("button", { type: "button", id: "add-channel", onclick: () => addChannel({ type: "webhook", url: "" }) }, "Add channel")),
-    ),
-  );
   ctx.layout("alerts",
     h("div", { class: "toolbar" },
       h("h1", {}, id ? `Edit alert ${def.name}` : "New alert"),
       h("span", { class: "spacer" }),
+      h("span", { class: "list-item", role: "tablist" }, formTab, textTab),
       h("button", { class: "primary", id: "save", onclick: save }, "Save"),
       id ? h("button", { class: "danger", id: "delete", onclick: del }, "Delete") : null,
       h("button", { onclick: () => ctx.go("#/alerts") }, "Cancel"),
     ),
     msg,
     h("div", { class: "alert-editor" },
-      form,
+      h("div", {}, formBox, textBox),
       h("div", { class: "card" },
         h("div", { class: "toolbar" }, h("h2", {}, "Preview"), h("span", { class: "spacer" }), ...rangeButtons,
           h("button", { type: "button", id: "preview", onclick: () => void preview() }, "Refresh")),
@@ -502,7 +579,8 @@ export async function alertEditorView(ctx: Ctx, id?: string) {
       ),
     ),
   );
-  if (metric.value) void preview();
+  show("form");
+  if (def.metric) void preview();
 }
 
 // ---- incident history ----

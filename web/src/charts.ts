@@ -260,24 +260,32 @@ export function drawGraph(box: HTMLElement, g: Graph, data: GraphData, step: num
     return null;
   }
   const relative = g.chart === "relative_area";
+  // Areas stack: each line is drawn on top of the ones before it.
   const area = g.chart === "area" || relative;
   let plotted = data.lines.map((l) => l.values);
-  if (relative) {
-    // Each line's share of the total, stacked; the top one is drawn first.
-    const totals = data.times.map((_, i) => data.lines.reduce((a, l) => a + (l.values[i] ?? 0), 0));
-    const shares = data.lines.map((l) => l.values.map((v, i) => (v === null || !totals[i] ? null : (100 * v) / totals[i])));
+  if (area) {
+    let parts = plotted;
+    if (relative) {
+      // Each line's share of the total.
+      const totals = data.times.map((_, i) => data.lines.reduce((a, l) => a + (l.values[i] ?? 0), 0));
+      parts = data.lines.map((l) => l.values.map((v, i) => (v === null || !totals[i] ? null : (100 * v) / totals[i])));
+    }
     const stacked: (number | null)[][] = [];
-    shares.forEach((s, j) => stacked.push(s.map((v, i) => (v === null ? null : v + (j ? stacked[j - 1][i] ?? 0 : 0)))));
+    parts.forEach((s, j) => stacked.push(s.map((v, i) => (v === null ? null : v + (j ? stacked[j - 1][i] ?? 0 : 0)))));
     plotted = stacked;
+    const top = stacked[stacked.length - 1].filter((v): v is number => v !== null);
+    box.dataset.stackMax = top.length ? String(Math.max(...top)) : "";
   }
   const fmt: typeof g = relative ? { ...g, format: "percent" } : g;
+  // The tooltip shows each line's own value (its share for relative areas).
   const shown = (si: number, i: number): number | null => {
     if (!relative) return data.lines[si].values[i];
     const cur = plotted[si][i];
     const below = si ? plotted[si - 1][i] ?? 0 : 0;
     return cur === null ? null : cur - below;
   };
-  const order = relative ? [...data.lines.keys()].reverse() : [...data.lines.keys()];
+  // The top of the stack is drawn first so the lower areas show over it.
+  const order = area ? [...data.lines.keys()].reverse() : [...data.lines.keys()];
   const width = Math.max(200, box.clientWidth || 400);
   const tip = h("div", { class: "tooltip", hidden: true });
   const axisColor = cssVar("--muted");
@@ -323,7 +331,7 @@ export function drawGraph(box: HTMLElement, g: Graph, data: GraphData, step: num
           label: data.lines[li].label,
           stroke: color,
           width: 1.5,
-          fill: area ? (relative ? color + "cc" : color + "33") : undefined,
+          fill: area ? color + (relative ? "cc" : "aa") : undefined,
           spanGaps: false,
           points: { show: false },
         } as uPlot.Series;
@@ -371,11 +379,19 @@ export function drawGraph(box: HTMLElement, g: Graph, data: GraphData, step: num
   const plot = new uPlot(opts, [data.times, ...order.map((li) => plotted[li])] as uPlot.AlignedData, box);
   plot.over.append(tip);
   plot.over.addEventListener("mouseleave", () => (tip.hidden = true));
+  // Incidents in the range are named under the chart (the canvas only shades them).
+  const first = data.times[0] ?? 0;
+  const last = (data.times[data.times.length - 1] ?? 0) + step;
+  const incidents = [...new Set((hooks.markers ?? []).filter((m) => m.from < last && (m.to ?? last) >= first).map((m) => m.label))];
   box.append(
     h("div", { class: "legend" },
       data.lines.map((l, li) =>
         h("span", { class: "legend-item" }, h("span", { class: "swatch", style: `background:${PALETTE[li % PALETTE.length]}` }), l.label),
       ),
+      incidents.slice(0, 5).map((label) =>
+        h("span", { class: "legend-item legend-incident" }, h("span", { class: "swatch", style: `background:${MARKER_EDGE}` }), `incident: ${label}`),
+      ),
+      incidents.length > 5 ? h("span", { class: "legend-item legend-incident" }, `and ${incidents.length - 5} more incidents`) : null,
     ),
   );
   return plot;

@@ -4,6 +4,7 @@
 
 import uPlot from "uplot";
 import { collect, Dashboard, drawGraph, Graph, makeRange, plan, Range } from "./charts";
+import { dashboardForm } from "./dashboard-form";
 import { alertEditorView, alertsView, Ctx, Incident, incidentsView, markersFor } from "./alerts";
 import { ago, api, ApiError, download, FIELDS, h, Metric, qs, session } from "./util";
 
@@ -192,6 +193,7 @@ function showDashboard(into: HTMLElement, d: Dashboard, params: URLSearchParams,
       : h("div", { class: "empty" }, "This dashboard has no graphs yet."),
   );
   let plots: (uPlot | null)[] = [];
+  const live = rangeFrom(params).live;
   const refresh = async () => {
     const { range } = rangeFrom(params);
     const names = catalogue.map((m) => m.name);
@@ -200,7 +202,7 @@ function showDashboard(into: HTMLElement, d: Dashboard, params: URLSearchParams,
     // Incidents of alerts on the graphs' metrics are shaded on them; a key
     // that may not read them (or an error) just shows no markers.
     const incidents: Promise<Incident[]> = planned.length
-      ? api("GET", `/api/v1/incidents${qs({ app })}`).then((r) => r.incidents, () => [])
+      ? api("GET", `/api/v1/incidents${qs({ app, from: String(range.from), to: String(range.to) })}`).then((r) => r.incidents, () => [])
       : Promise.resolve([]);
     try {
       if (planned.length) {
@@ -225,13 +227,17 @@ function showDashboard(into: HTMLElement, d: Dashboard, params: URLSearchParams,
         },
       }),
     );
-    status.textContent = `updated ${new Date().toLocaleTimeString()}`;
+    status.textContent = live
+      ? `updated ${new Date().toLocaleTimeString()}`
+      : `fixed range: automatic refresh paused (updated ${new Date().toLocaleTimeString()})`;
     document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes ?? 0) + 1);
   };
   const onResize = () => plots.forEach((p, i) => p?.setSize({ width: Math.max(200, boxes[i].clientWidth), height: 200 }));
   window.addEventListener("resize", onResize);
-  const live = rangeFrom(params).live;
-  const timer = live ? window.setInterval(refresh, REFRESH_MS) : 0;
+  // A fixed range (typed, or zoomed into by dragging) is not refreshed;
+  // `refresh=SECONDS` in the address changes the interval.
+  const every = Math.max(1, Number(params.get("refresh")) || REFRESH_MS / 1000) * 1000;
+  const timer = live ? window.setInterval(refresh, every) : 0;
   teardown.push(() => {
     clearInterval(timer);
     window.removeEventListener("resize", onResize);
@@ -313,15 +319,90 @@ graphs:
     - region
 `;
 
-/** The YAML editor: new (POST), edit (PUT) or import (POST, any format). */
+const TEMPLATE_DASHBOARD: Dashboard = {
+  title: "My dashboard",
+  description: "What this dashboard is for",
+  graphs: [{ title: "Orders per minute", label: "%name% %region%", metrics: [{ name: "order_count", fields: ["sum"], group_by: ["region"] }] }],
+};
+
+/**
+ * The dashboard editor: new (POST), edit (PUT) or import (POST, any
+ * format). New and edited dashboards have a form and the YAML or JSON text;
+ * the form shows text edits made as JSON and the text shows form edits as
+ * JSON (the browser has no YAML reader).
+ */
 async function editorView(id?: string, importing = false) {
-  let text = TEMPLATE;
-  if (id) text = await api("GET", `/api/v1/dashboards/${encodeURIComponent(id)}${qs({ app, format: "yaml" })}`);
-  if (importing) text = "";
+  let text = importing ? "" : TEMPLATE;
+  let def: Dashboard = TEMPLATE_DASHBOARD;
+  if (id) {
+    [text, def] = await Promise.all([
+      api("GET", `/api/v1/dashboards/${encodeURIComponent(id)}${qs({ app, format: "yaml" })}`),
+      api("GET", `/api/v1/dashboards/${encodeURIComponent(id)}${qs({ app })}`),
+    ]);
+  }
+  const names = catalogue.length ? catalogue : await loadCatalogue();
   const area = h("textarea", { class: "code", spellcheck: "false", "aria-label": "dashboard definition", value: text });
   const msg = h("div");
+  let form = dashboardForm(def, names);
+  const formBox = h("div", { id: "dashboard-form" }, form.el);
+  const textBox = h("div", {},
+    h("p", { class: "muted" },
+      importing
+        ? "Paste a dashboard exported from minutely (YAML or JSON) or from AppSignal (dashboard JSON or the older YAML)."
+        : "A dashboard is YAML (or JSON): a title, an optional description and env, and graphs with chart (line, area, relative_area, number), format (number, percent, throughput, duration, size with format_input), label, draw_null_as_zero and metrics (name or pattern with *, fields, tags, group_by).",
+    ),
+    area,
+    h("p", { class: "muted" }, "Metrics of this app: ", names.map((m) => `${m.name} (${m.kind})`).join(", ") || "none yet"),
+  );
+  let mode: "form" | "text" = importing ? "text" : "form";
+  let formTouched = false;
+  let textTouched = false;
+  formBox.addEventListener("input", () => (formTouched = true));
+  formBox.addEventListener("change", () => (formTouched = true));
+  formBox.addEventListener("click", (e) => {
+    if ((e.target as HTMLElement).closest("button")) formTouched = true;
+  });
+  area.addEventListener("input", () => (textTouched = true));
+  const formTab = h("button", { id: "tab-form", role: "tab", onclick: () => toForm() }, "Form");
+  const textTab = h("button", { id: "tab-text", role: "tab", onclick: () => toText() }, "YAML or JSON text");
+  const show = (m: typeof mode) => {
+    mode = m;
+    formBox.hidden = m !== "form";
+    textBox.hidden = m !== "text";
+    formTab.classList.toggle("tab-active", m === "form");
+    textTab.classList.toggle("tab-active", m === "text");
+    formTab.setAttribute("aria-selected", String(m === "form"));
+    textTab.setAttribute("aria-selected", String(m === "text"));
+  };
+  const toText = () => {
+    if (formTouched) {
+      area.value = JSON.stringify(form.read(), null, 2);
+      formTouched = textTouched = false;
+    }
+    msg.replaceChildren();
+    show("text");
+  };
+  const toForm = () => {
+    if (textTouched) {
+      const t = area.value.trim();
+      let parsed: Dashboard;
+      try {
+        if (!t.startsWith("{")) throw new Error("The form reads edited text only as JSON: save the YAML first (the form then shows it), or write JSON.");
+        parsed = JSON.parse(t);
+        if (!parsed || !Array.isArray(parsed.graphs)) throw new Error("The JSON needs a title and a list of graphs.");
+      } catch (e) {
+        msg.replaceChildren(errorBox(e));
+        return;
+      }
+      form = dashboardForm(parsed, names);
+      formBox.replaceChildren(form.el);
+      formTouched = textTouched = false;
+    }
+    msg.replaceChildren();
+    show("form");
+  };
   const save = async () => {
-    const body = area.value;
+    const body = mode === "form" ? JSON.stringify(form.read()) : area.value;
     const json = body.trim().startsWith("{");
     try {
       const d = id
@@ -332,23 +413,19 @@ async function editorView(id?: string, importing = false) {
       msg.replaceChildren(errorBox(e));
     }
   };
-  const names = catalogue.length ? catalogue : await loadCatalogue();
   layout("dashboards",
     h("div", { class: "toolbar" },
       h("h1", {}, id ? `Edit ${id}` : importing ? "Import a dashboard" : "New dashboard"),
       h("span", { class: "spacer" }),
+      importing ? null : h("span", { class: "list-item", role: "tablist" }, formTab, textTab),
       h("button", { class: "primary", onclick: save, id: "save" }, "Save"),
       h("button", { onclick: () => history.back() }, "Cancel"),
     ),
-    h("p", { class: "muted" },
-      importing
-        ? "Paste a dashboard exported from minutely (YAML or JSON) or from AppSignal (dashboard JSON or the older YAML)."
-        : "A dashboard is YAML (or JSON): a title, an optional description and env, and graphs with chart (line, area, relative_area, number), format (number, percent, throughput, duration, size with format_input), label, draw_null_as_zero and metrics (name or pattern with *, fields, tags, group_by).",
-    ),
     msg,
-    area,
-    h("p", { class: "muted" }, "Metrics of this app: ", names.map((m) => `${m.name} (${m.kind})`).join(", ") || "none yet"),
+    formBox,
+    textBox,
   );
+  show(mode);
 }
 
 async function dashboardView(id: string, params: URLSearchParams) {

@@ -253,6 +253,21 @@ fn webhook_gets_exactly_one_open_and_one_close_with_values_and_signature() {
     let (_, closed) = s.request("GET", "/api/v1/incidents?state=closed", ADMIN_KEY, None);
     let list = closed["incidents"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{closed}");
+    // A time range keeps the incidents open at some time in it.
+    let count = |from: i64, to: i64| {
+        let (code, v) = s.request(
+            "GET",
+            &format!("/api/v1/incidents?from={from}&to={to}"),
+            ADMIN_KEY,
+            None,
+        );
+        assert_eq!(code, 200, "{v}");
+        v["incidents"].as_array().unwrap().len()
+    };
+    assert_eq!(count(t0, t0 + 360), 0, "ends before it opened");
+    assert_eq!(count(t0, t0 + 420), 1);
+    assert_eq!(count(t0 + 480, t0 + 600), 1, "starts as it closed");
+    assert_eq!(count(t0 + 540, t0 + 600), 0);
     assert_eq!(list[0]["peak"].as_f64(), Some(0.0));
     let metrics = s.get_text("/metrics");
     assert!(metrics

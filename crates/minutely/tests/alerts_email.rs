@@ -107,3 +107,38 @@ fn an_opened_incident_is_emailed_with_text_and_html_parts() {
     // Sent once: nothing more arrives for the same incident.
     assert!(mails.recv_timeout(Duration::from_secs(2)).is_err());
 }
+
+#[test]
+fn a_test_notification_is_emailed_at_once() {
+    let (port, mails) = smtp_receiver();
+    let port = port.to_string();
+    let s = Server::start_with(&[
+        "--statsd",
+        "off",
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        &port,
+        "--smtp-tls",
+        "none",
+        "--smtp-from",
+        "alerts@example.com",
+    ]);
+    let (code, ans) = s.request(
+        "POST",
+        "/api/v1/alerts/test-notification",
+        ADMIN_KEY,
+        Some(&json!({"channel": {"type": "email", "to": ["ops@example.com"]}})),
+    );
+    assert_eq!(
+        (code, ans),
+        (200, json!({"sent": true, "channel": "email"}))
+    );
+    // The answer came after the SMTP server accepted the message.
+    let mail = mails
+        .recv_timeout(Duration::from_secs(5))
+        .expect("no email arrived");
+    assert!(mail.contains("Subject: [TEST] test notification"), "{mail}");
+    assert!(mail.contains("ops@example.com"), "{mail}");
+    assert!(mail.contains("no incident is open"), "{mail}");
+}

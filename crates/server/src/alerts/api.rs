@@ -377,8 +377,18 @@ pub async fn incidents(
     RawQuery(q): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let caller = st.keys.authenticate(&headers)?;
-    let p = params(q, &["app", "state", "alert"])?;
+    let p = params(q, &["app", "state", "alert", "from", "to"])?;
     let app = checked_app(&caller, p.get("app").cloned(), Scope::Read)?;
+    // Only incidents open at some time in [from, to): a chart's markers.
+    let now = st.now();
+    let from = p
+        .get("from")
+        .map(|_| time_param(&p, "from", "now", now))
+        .transpose()?;
+    let to = p
+        .get("to")
+        .map(|_| time_param(&p, "to", "now", now))
+        .transpose()?;
     let want_open = match p.get("state").map(String::as_str) {
         None => None,
         Some("open") => Some(true),
@@ -395,6 +405,8 @@ pub async fn incidents(
     list.retain(|i| {
         want_open.is_none_or(|o| o == i.closed_at.is_none())
             && alert.as_ref().is_none_or(|a| *a == i.alert_id)
+            && to.is_none_or(|t| i.opened_at < t)
+            && from.is_none_or(|f| i.closed_at.is_none_or(|c| c >= f))
     });
     list.sort_by(|a, b| b.opened_at.cmp(&a.opened_at).then(b.id.cmp(&a.id)));
     let items: Vec<Value> = list

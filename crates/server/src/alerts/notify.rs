@@ -54,10 +54,17 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 
 /// One line for chat and the email subject.
 pub fn headline(p: &Value) -> String {
+    if p["event"] == "test" {
+        // No values, maybe no metric: say what it is.
+        return format!(
+            "[TEST] {}: a test notification from minutely (app={}); no incident is open",
+            p["alert"].as_str().unwrap_or(""),
+            p["app"].as_str().unwrap_or(""),
+        );
+    }
     let what = match p["event"].as_str() {
         Some("open") => "OPEN",
         Some("reminder") => "STILL OPEN",
-        Some("test") => "TEST",
         _ => "CLOSED",
     };
     let tags = p["tags"]
@@ -302,5 +309,10 @@ mod tests {
             "[OPEN] orders stopped: order_count sum < 1 (last 0) app=shop env=production region=eu"
         );
         assert!(html_body(&p).contains("<h3>[OPEN] orders stopped"));
+        let t = serde_json::json!({"event": "test", "alert": "orders stopped", "app": "shop", "metric": null});
+        assert_eq!(
+            headline(&t),
+            "[TEST] orders stopped: a test notification from minutely (app=shop); no incident is open"
+        );
     }
 }

@@ -4,7 +4,13 @@
 //! reports push throughput, bytes on disk per point, resident memory per
 //! series and query latency. Payloads are built before the clock starts.
 //!
-//! `cargo build --release -p minutely -p minutely-bench && target/release/minutely-bench [--series N] [--minutes M]`
+//! `cargo build --release -p minutely -p minutely-bench && target/release/minutely-bench [--series N] [--minutes M] [--metrics K] [--reuse DIR]`
+//!
+//! `--metrics K` spreads the series over K metrics (half gauges, half
+//! counters; default 10), so `--series 20000 --metrics 2` gives one counter
+//! with 10,000 series. `--reuse DIR` keeps the pushed data in DIR; a later
+//! run with the same DIR skips the push and only times the queries (to
+//! compare two builds of the server on the same data).
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -19,20 +25,23 @@ const PUSH_KEY: &str = "bench-push-key";
 const ADMIN_KEY: &str = "bench-admin-key";
 const BATCH: usize = 1_000;
 const CLIENTS: usize = 4;
-const METRICS: usize = 10;
 const REGIONS: [&str; 4] = ["eu-west", "eu-north", "us-east", "ap-south"];
 
 struct Args {
     series: usize,
     minutes: usize,
+    metrics: usize,
     bin: PathBuf,
+    reuse: Option<PathBuf>,
 }
 
 fn args() -> Result<Args> {
     let mut a = Args {
         series: 10_000,
         minutes: 1_440,
+        metrics: 10,
         bin: PathBuf::from("target/release/minutely"),
+        reuse: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -40,12 +49,14 @@ fn args() -> Result<Args> {
         match flag.as_str() {
             "--series" => a.series = val()?.parse()?,
             "--minutes" => a.minutes = val()?.parse()?,
+            "--metrics" => a.metrics = val()?.parse()?,
             "--bin" => a.bin = PathBuf::from(val()?),
+            "--reuse" => a.reuse = Some(PathBuf::from(val()?)),
             other => bail!("unknown flag {other}"),
         }
     }
-    if !a.series.is_multiple_of(METRICS) {
-        bail!("--series must be a multiple of {METRICS}");
+    if a.metrics < 2 || !a.metrics.is_multiple_of(2) || !a.series.is_multiple_of(a.metrics) {
+        bail!("--metrics must be even and divide --series");
     }
     Ok(a)
 }
@@ -115,16 +126,16 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Series `i`: metric `i % METRICS` (the first half gauges), tags host and region.
-fn series_point(i: usize, ts: i64, walk: &mut [f64], rng: &mut u64) -> Value {
-    let metric = i % METRICS;
-    let n = i / METRICS;
+/// Series `i`: metric `i % metrics` (the first half gauges), tags host and region.
+fn series_point(i: usize, metrics: usize, ts: i64, walk: &mut [f64], rng: &mut u64) -> Value {
+    let metric = i % metrics;
+    let n = i / metrics;
     *rng ^= *rng << 13;
     *rng ^= *rng >> 7;
     *rng ^= *rng << 17;
     let r = (*rng % 2001) as f64 / 100.0 - 10.0;
     let tags = json!({"host": format!("host-{:04}", n / REGIONS.len()), "region": REGIONS[n % REGIONS.len()]});
-    if metric < METRICS / 2 {
+    if metric < metrics / 2 {
         walk[i] = ((walk[i] + r).abs() * 100.0).round() / 100.0;
         json!({"kind": "gauge", "name": format!("bench_gauge_{metric}"), "value": walk[i], "ts": ts, "tags": tags})
     } else {
@@ -132,7 +143,7 @@ fn series_point(i: usize, ts: i64, walk: &mut [f64], rng: &mut u64) -> Value {
     }
 }
 
-fn build_payloads(series: usize, minutes: usize, start: i64) -> Vec<Vec<u8>> {
+fn build_payloads(series: usize, metrics: usize, minutes: usize, start: i64) -> Vec<Vec<u8>> {
     let mut walk = vec![100.0; series];
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     let mut out = Vec::new();
@@ -140,7 +151,7 @@ fn build_payloads(series: usize, minutes: usize, start: i64) -> Vec<Vec<u8>> {
     for m in 0..minutes {
         let ts = start + m as i64 * 60 + 17;
         for i in 0..series {
-            batch.push(series_point(i, ts, &mut walk, &mut rng));
+            batch.push(series_point(i, metrics, ts, &mut walk, &mut rng));
             if batch.len() == BATCH {
                 out.push(
                     serde_json::to_vec(
@@ -232,29 +243,69 @@ fn time_query(url: &str, params: &[(&str, String)], reps: usize) -> Result<(f64,
     ))
 }
 
-fn main() -> Result<()> {
-    let a = args()?;
-    let tmp = std::env::temp_dir().join(format!("minutely-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let start = (now() / 60 - a.minutes as i64 - 1) * 60;
+/// What the push phase measured (absent when `--reuse` skipped it).
+struct PushFigures {
+    took: Duration,
+    json_bytes: usize,
+    disk: u64,
+    rss_idle: u64,
+    rss_loaded: u64,
+}
+
+fn push_phase(a: &Args, dir: &Path, start: i64) -> Result<PushFigures> {
     let points = a.series * a.minutes;
     eprintln!(
         "building {points} points ({} series x {} minutes) ...",
         a.series, a.minutes
     );
-    let payloads = Arc::new(build_payloads(a.series, a.minutes, start));
+    let payloads = Arc::new(build_payloads(a.series, a.metrics, a.minutes, start));
     let json_bytes: usize = payloads.iter().map(Vec::len).sum();
-
-    let server = Server::start(&a.bin, &tmp)?;
+    let server = Server::start(&a.bin, dir)?;
     let rss_idle = server.rss_bytes();
     eprintln!(
         "pushing {} requests of {BATCH} points with {CLIENTS} clients ...",
         payloads.len()
     );
-    let took = push_all(&server.url, payloads.clone())?;
+    let took = push_all(&server.url, payloads)?;
     let rss_loaded = server.rss_bytes();
     server.stop()?;
-    let disk = dir_size(&tmp);
+    Ok(PushFigures {
+        took,
+        json_bytes,
+        disk: dir_size(dir),
+        rss_idle,
+        rss_loaded,
+    })
+}
+
+fn main() -> Result<()> {
+    let a = args()?;
+    let tmp = a.reuse.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("minutely-bench-{}", std::process::id()))
+    });
+    // The start of the pushed day, kept beside a reused data directory.
+    let start_file = tmp.with_extension("start");
+    let reused = a
+        .reuse
+        .as_ref()
+        .and_then(|_| std::fs::read_to_string(&start_file).ok())
+        .and_then(|s| s.trim().parse::<i64>().ok());
+    let start = reused.unwrap_or((now() / 60 - a.minutes as i64 - 1) * 60);
+    let points = a.series * a.minutes;
+    let pushed = match reused {
+        Some(_) => {
+            eprintln!("reusing the data in {}", tmp.display());
+            None
+        }
+        None => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            let figures = push_phase(&a, &tmp, start)?;
+            if a.reuse.is_some() {
+                std::fs::write(&start_file, start.to_string())?;
+            }
+            Some(figures)
+        }
+    };
 
     let server = Server::start(&a.bin, &tmp)?;
     let rss_restart = server.rss_bytes();
@@ -262,6 +313,7 @@ fn main() -> Result<()> {
     let live_minutes = 5;
     let live = Arc::new(build_payloads(
         a.series,
+        a.metrics,
         live_minutes,
         (now() / 60 - live_minutes as i64 + 1) * 60,
     ));
@@ -269,61 +321,88 @@ fn main() -> Result<()> {
     let rss_live = server.rss_bytes();
     let from = start.to_string();
     let to = (start + a.minutes as i64 * 60).to_string();
-    let one = [
-        ("app", "default".to_string()),
-        ("env", "bench".into()),
-        ("metric", "bench_gauge_0".into()),
-        ("field", "last".into()),
-        ("tag", "host:host-0000".into()),
-        ("tag", "region:eu-west".into()),
-        ("from", from.clone()),
-        ("to", to.clone()),
-        ("step", "60".into()),
+    let per_metric = a.series / a.metrics;
+    let counter = format!("bench_counter_{}", a.metrics / 2);
+    let base = |metric: &str, field: &str, step: &str| {
+        vec![
+            ("app", "default".to_string()),
+            ("env", "bench".into()),
+            ("metric", metric.to_string()),
+            ("field", field.to_string()),
+            ("from", from.clone()),
+            ("to", to.clone()),
+            ("step", step.to_string()),
+        ]
+    };
+    let mut one = base("bench_gauge_0", "last", "60");
+    one.push(("tag", "host:host-0000".into()));
+    one.push(("tag", "region:eu-west".into()));
+    let mut one_month = one.clone();
+    one_month[4].1 = (start + a.minutes as i64 * 60 - 30 * 86_400).to_string();
+    one_month[6].1 = "3600".into();
+    let mut grouped = base(&counter, "sum", "60");
+    grouped.push(("group_by", "region".into()));
+    let mut grouped_hours = base(&counter, "sum", "3600");
+    grouped_hours.push(("group_by", "region".into()));
+    let mut gauges = base("bench_gauge_0", "last", "60");
+    gauges.push(("group_by", "region".into()));
+    let queries: [(String, &[(&str, String)], usize); 5] = [
+        ("one series, 24 h at 1 min".into(), &one, 200),
+        ("one series, 30 days at 1 h".into(), &one_month, 200),
+        (
+            format!("sum of {per_metric} counter series by region, 24 h at 1 min"),
+            &grouped,
+            30,
+        ),
+        (
+            format!("sum of {per_metric} counter series by region, 24 h at 1 h"),
+            &grouped_hours,
+            30,
+        ),
+        (
+            format!("last of {per_metric} gauge series summed by region, 24 h at 1 min"),
+            &gauges,
+            30,
+        ),
     ];
-    let grouped = [
-        ("app", "default".to_string()),
-        ("env", "bench".into()),
-        ("metric", "bench_counter_5".into()),
-        ("field", "sum".into()),
-        ("group_by", "region".into()),
-        ("from", from.clone()),
-        ("to", to.clone()),
-        ("step", "60".into()),
-    ];
-    let (one_med, one_p99, one_n) = time_query(&server.url, &one, 200)?;
-    let (grp_med, grp_p99, grp_n) = time_query(&server.url, &grouped, 30)?;
+    let mut timed = Vec::new();
+    for (what, params, reps) in queries {
+        timed.push((what, time_query(&server.url, params, reps)?));
+    }
     server.stop()?;
-    if std::env::var_os("MINUTELY_BENCH_KEEP").is_some() {
-        eprintln!("data kept in {}", tmp.display());
-    } else {
+    if a.reuse.is_none() && std::env::var_os("MINUTELY_BENCH_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&tmp);
+    } else {
+        eprintln!("data kept in {}", tmp.display());
     }
 
-    let per_series = a.series / METRICS;
     println!(
-        "minutely server benchmark: {} series x {} minutes = {points} points",
-        a.series, a.minutes
+        "minutely server benchmark: {} series x {} minutes = {points} points, {} metrics",
+        a.series, a.minutes, a.metrics
     );
     println!("| figure | value |");
     println!("|---|---|");
-    println!("| push throughput (HTTP, {BATCH} points/request, {CLIENTS} clients) | {:.0} points/s ({:.1} s, {:.0} MB JSON) |", points as f64 / took.as_secs_f64(), took.as_secs_f64(), json_bytes as f64 / 1e6);
-    println!(
-        "| bytes on disk per stored point (after clean stop) | {:.2} B ({:.1} MB total) |",
-        disk as f64 / points as f64,
-        disk as f64 / 1e6
-    );
-    println!("| resident memory after ingest, per active series | {:.0} B ({:.0} MB total, {:.0} MB idle) |", (rss_loaded.saturating_sub(rss_idle)) as f64 / a.series as f64, rss_loaded as f64 / 1e6, rss_idle as f64 / 1e6);
-    println!(
-        "| resident memory after restart, per series | {:.0} B ({:.0} MB total) |",
-        (rss_restart.saturating_sub(rss_idle)) as f64 / a.series as f64,
-        rss_restart as f64 / 1e6
-    );
-    println!(
-        "| resident memory at steady state ({live_minutes} live minutes after restart), per active series | {:.0} B ({:.0} MB total) |",
-        (rss_live.saturating_sub(rss_idle)) as f64 / a.series as f64,
-        rss_live as f64 / 1e6
-    );
-    println!("| query: one series, 24 h at 1 min (median / p99) | {one_med:.2} ms / {one_p99:.2} ms ({one_n} series) |");
-    println!("| query: sum of {per_series} series by region, 24 h at 1 min (median / p99) | {grp_med:.2} ms / {grp_p99:.2} ms ({grp_n} groups) |");
+    if let Some(p) = pushed {
+        println!("| push throughput (HTTP, {BATCH} points/request, {CLIENTS} clients) | {:.0} points/s ({:.1} s, {:.0} MB JSON) |", points as f64 / p.took.as_secs_f64(), p.took.as_secs_f64(), p.json_bytes as f64 / 1e6);
+        println!(
+            "| bytes on disk per stored point (after clean stop) | {:.2} B ({:.1} MB total) |",
+            p.disk as f64 / points as f64,
+            p.disk as f64 / 1e6
+        );
+        println!("| resident memory after ingest, per active series | {:.0} B ({:.0} MB total, {:.0} MB idle) |", (p.rss_loaded.saturating_sub(p.rss_idle)) as f64 / a.series as f64, p.rss_loaded as f64 / 1e6, p.rss_idle as f64 / 1e6);
+        println!(
+            "| resident memory after restart, per series | {:.0} B ({:.0} MB total) |",
+            (rss_restart.saturating_sub(p.rss_idle)) as f64 / a.series as f64,
+            rss_restart as f64 / 1e6
+        );
+        println!(
+            "| resident memory at steady state ({live_minutes} live minutes after restart), per active series | {:.0} B ({:.0} MB total) |",
+            (rss_live.saturating_sub(p.rss_idle)) as f64 / a.series as f64,
+            rss_live as f64 / 1e6
+        );
+    }
+    for (what, (med, p99, n)) in timed {
+        println!("| query: {what} (median / p99) | {med:.2} ms / {p99:.2} ms ({n} series) |");
+    }
     Ok(())
 }

@@ -12,6 +12,7 @@
 pub mod agg;
 pub mod field;
 pub mod kind;
+pub mod part;
 pub mod point;
 pub mod query;
 pub mod sketch;
@@ -23,6 +24,7 @@ pub mod validate;
 pub use agg::{Agg, DistAgg, GaugeAgg};
 pub use field::Field;
 pub use kind::Kind;
+pub use part::{Part, Slim};
 pub use point::{Point, PointValue};
 pub use sketch::Sketch;
 pub use tags::Tags;

@@ -9,6 +9,7 @@
 use crate::agg::Agg;
 use crate::field::Field;
 use crate::kind::Kind;
+use crate::part::{Part, Slim};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Across {
@@ -99,37 +100,122 @@ pub fn evaluate(
             .map(|a| a.as_ref().and_then(|a| field.value(a, grid.step)))
             .collect();
     }
-    // (combined value, number of series) per bucket.
-    let mut acc: Vec<Option<(f64, usize)>> = vec![None; grid.n];
+    let mut acc = AcrossAcc::new(across, grid.n);
     let mut per_series: Vec<Option<Agg>> = vec![None; grid.n];
     for s in series {
         per_series.iter_mut().for_each(|a| *a = None);
         merge_into_grid(grid, s, &mut per_series);
         for (i, agg) in per_series.iter().enumerate() {
-            let Some(v) = agg.as_ref().and_then(|a| field.value(a, grid.step)) else {
-                continue;
-            };
-            acc[i] = Some(match acc[i] {
-                None => (v, 1),
-                Some((c, n)) => match across {
-                    Across::Sum | Across::Mean => (c + v, n + 1),
-                    Across::Min => (c.min(v), n + 1),
-                    Across::Max => (c.max(v), n + 1),
-                },
-            });
+            if let Some(v) = agg.as_ref().and_then(|a| field.value(a, grid.step)) {
+                acc.add(i, v);
+            }
         }
     }
-    acc.into_iter()
-        .map(|a| {
-            a.map(|(v, n)| {
-                if across == Across::Mean {
-                    v / n as f64
-                } else {
-                    v
-                }
-            })
-        })
-        .collect()
+    acc.finish()
+}
+
+/// Gauge values of several series combined per bucket with `across`.
+struct AcrossAcc {
+    across: Across,
+    /// (combined value, number of series) per bucket.
+    acc: Vec<Option<(f64, usize)>>,
+}
+
+impl AcrossAcc {
+    fn new(across: Across, n: usize) -> Self {
+        AcrossAcc {
+            across,
+            acc: vec![None; n],
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, i: usize, v: f64) {
+        self.acc[i] = Some(match self.acc[i] {
+            None => (v, 1),
+            Some((c, n)) => match self.across {
+                Across::Sum | Across::Mean => (c + v, n + 1),
+                Across::Min => (c.min(v), n + 1),
+                Across::Max => (c.max(v), n + 1),
+            },
+        });
+    }
+
+    fn finish(self) -> Vec<Option<f64>> {
+        let mean = self.across == Across::Mean;
+        self.acc
+            .into_iter()
+            .map(|a| a.map(|(v, n)| if mean { v / n as f64 } else { v }))
+            .collect()
+    }
+}
+
+/// Merges one series' parts into the grid's buckets.
+fn merge_parts_into_grid(
+    grid: &Grid,
+    part: Part,
+    buckets: &[(i64, Slim)],
+    out: &mut [Option<Slim>],
+) {
+    // One loop per part, so the merge inlines without a branch on the part.
+    match part {
+        Part::Sum => merge_slims(grid, buckets, out, |a, o| Part::Sum.merge(a, o)),
+        Part::Last => merge_slims(grid, buckets, out, |a, o| Part::Last.merge(a, o)),
+        Part::Mean => merge_slims(grid, buckets, out, |a, o| Part::Mean.merge(a, o)),
+        Part::Min => merge_slims(grid, buckets, out, |a, o| Part::Min.merge(a, o)),
+        Part::Max => merge_slims(grid, buckets, out, |a, o| Part::Max.merge(a, o)),
+    }
+}
+
+#[inline(always)]
+fn merge_slims(
+    grid: &Grid,
+    buckets: &[(i64, Slim)],
+    out: &mut [Option<Slim>],
+    merge: impl Fn(&mut Slim, Slim),
+) {
+    for &(ts, slim) in buckets {
+        if let Some(slot) = grid.bucket_of(ts).and_then(|i| out.get_mut(i)) {
+            match slot {
+                Some(a) => merge(a, slim),
+                None => *slot = Some(slim),
+            }
+        }
+    }
+}
+
+/// [`evaluate`] for a field that reads a [`Part`] of each aggregate, from
+/// buckets reduced to that part: the same numbers, bit for bit, without
+/// whole aggregates.
+pub fn evaluate_parts(
+    kind: Kind,
+    field: Field,
+    part: Part,
+    across: Across,
+    grid: &Grid,
+    series: &[&[(i64, Slim)]],
+) -> Vec<Option<f64>> {
+    let mut merged: Vec<Option<Slim>> = vec![None; grid.n];
+    if kind != Kind::Gauge {
+        for s in series {
+            merge_parts_into_grid(grid, part, s, &mut merged);
+        }
+        return merged
+            .iter()
+            .map(|s| s.map(|s| part.value(field, s, grid.step)))
+            .collect();
+    }
+    let mut acc = AcrossAcc::new(across, grid.n);
+    for s in series {
+        merged.iter_mut().for_each(|a| *a = None);
+        merge_parts_into_grid(grid, part, s, &mut merged);
+        for (i, slim) in merged.iter().enumerate() {
+            if let Some(s) = slim {
+                acc.add(i, part.value(field, *s, grid.step));
+            }
+        }
+    }
+    acc.finish()
 }
 
 /// A step giving at most `max_points` buckets over `span` seconds, rounded
@@ -230,6 +316,51 @@ mod tests {
         )[0]
         .unwrap();
         assert!((p50 - 2.0).abs() <= 0.02);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Parts give the very numbers whole aggregates give, for every
+        /// field with a part, any grouping of minutes and any `across`.
+        #[test]
+        fn parts_evaluate_like_aggregates(
+            series in prop::collection::vec(
+                prop::collection::btree_map(0i64..40, (-1e4f64..1e4, 0i64..5_000, 1u64..4), 0..20),
+                0..5,
+            ),
+            step in prop_oneof![Just(60i64), Just(120), Just(300), Just(3_600)],
+            across in prop_oneof![Just(Across::Sum), Just(Across::Mean), Just(Across::Min), Just(Across::Max)],
+        ) {
+            let grid = Grid::new(0, 40 * 60, step);
+            let gauges: Vec<Vec<(i64, Agg)>> = series.iter().map(|m| m.iter().map(|(t, (v, ms, n))| {
+                let mut g = GaugeAgg::single(*v, *ms);
+                g.count = *n;
+                g.sum = v * 3.0;
+                g.min = v - 1.0;
+                (t * 60, Agg::Gauge(g))
+            }).collect()).collect();
+            let counters: Vec<Vec<(i64, Agg)>> = series.iter().map(|m| m.iter().map(|(t, (v, _, _))| (t * 60, Agg::Counter(*v))).collect()).collect();
+            let cases = [
+                (Kind::Gauge, Field::Last, &gauges),
+                (Kind::Gauge, Field::Mean, &gauges),
+                (Kind::Gauge, Field::Min, &gauges),
+                (Kind::Gauge, Field::Max, &gauges),
+                (Kind::Counter, Field::Sum, &counters),
+                (Kind::Counter, Field::Rate, &counters),
+            ];
+            for (kind, field, data) in cases {
+                let part = Part::for_field(kind, field).unwrap();
+                let whole: Vec<&[(i64, Agg)]> = data.iter().map(Vec::as_slice).collect();
+                let slim: Vec<Vec<(i64, Slim)>> = data.iter().map(|s| s.iter().map(|(t, a)| (*t, part.of(a).unwrap())).collect()).collect();
+                let slim: Vec<&[(i64, Slim)]> = slim.iter().map(Vec::as_slice).collect();
+                let bits = |v: Vec<Option<f64>>| v.into_iter().map(|x| x.map(f64::to_bits)).collect::<Vec<_>>();
+                prop_assert_eq!(
+                    bits(evaluate_parts(kind, field, part, across, &grid, &slim)),
+                    bits(evaluate(kind, field, across, &grid, &whole))
+                );
+            }
+        }
     }
 
     #[test]

@@ -7,12 +7,12 @@ use crate::{blocking, Shared};
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use minutely_core::query::{auto_step, evaluate, Across, Grid};
+use minutely_core::query::{auto_step, evaluate, evaluate_parts, Across, Grid};
 use minutely_core::tags::TagFilter;
 use minutely_core::time::floor_to;
 use minutely_core::timeparse::parse_time;
-use minutely_core::{Field, Kind, Tags};
-use minutely_store::{Resolution, Scope, Store};
+use minutely_core::{Field, Kind, Part, Tags};
+use minutely_store::{Resolution, Scope, SeriesInfo, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -301,18 +301,33 @@ pub fn run(
     // Data up to `to` (exclusive): a last bucket cut by `to` holds only what came before it.
     let to = p.to;
     let ids: Vec<_> = series.iter().map(|s| s.id).collect();
-    let data = store.read(&ids, res, p.grid.from, to)?;
-    let mut groups: BTreeMap<Tags, Vec<&[(i64, minutely_core::Agg)]>> = BTreeMap::new();
-    for (s, buckets) in series.iter().zip(&data) {
-        groups
-            .entry(s.tags.project(&p.group_by))
-            .or_default()
-            .push(buckets);
-    }
-    let out = groups
+    // Fields that read a part of each aggregate (all but distributions')
+    // are read as that part only: far less to decode, copy and merge.
+    let evaluated: Vec<(Tags, Vec<Option<f64>>)> = match Part::for_field(kind, field) {
+        Some(part) => {
+            let data = store.read_part(&ids, res, p.grid.from, to, part)?;
+            grouped(&series, &data, &p.group_by)
+                .into_iter()
+                .map(|(tags, members)| {
+                    let values = evaluate_parts(kind, field, part, p.across, &p.grid, &members);
+                    (tags, values)
+                })
+                .collect()
+        }
+        None => {
+            let data = store.read(&ids, res, p.grid.from, to)?;
+            grouped(&series, &data, &p.group_by)
+                .into_iter()
+                .map(|(tags, members)| {
+                    let values = evaluate(kind, field, p.across, &p.grid, &members);
+                    (tags, values)
+                })
+                .collect()
+        }
+    };
+    let out = evaluated
         .into_iter()
-        .map(|(tags, members)| {
-            let values = evaluate(kind, field, p.across, &p.grid, &members);
+        .map(|(tags, values)| {
             let points = values
                 .into_iter()
                 .enumerate()
@@ -327,6 +342,22 @@ pub fn run(
         step: p.grid.step,
         series: out,
     })
+}
+
+/// Each series' buckets under the projection of its tags on `group_by`.
+fn grouped<'a, T>(
+    series: &[SeriesInfo],
+    data: &'a [Vec<(i64, T)>],
+    group_by: &[String],
+) -> BTreeMap<Tags, Vec<&'a [(i64, T)]>> {
+    let mut groups: BTreeMap<Tags, Vec<&[(i64, T)]>> = BTreeMap::new();
+    for (s, buckets) in series.iter().zip(data) {
+        groups
+            .entry(s.tags.project(group_by))
+            .or_default()
+            .push(buckets);
+    }
+    groups
 }
 
 pub async fn get_query(

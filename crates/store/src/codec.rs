@@ -20,7 +20,9 @@ mod varint;
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 use flate2::Compression;
-use minutely_core::{Agg, Kind};
+use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
+use miniz_oxide::inflate::TINFLStatus;
+use minutely_core::{Agg, Kind, Part, Slim};
 use std::io::{Read, Write};
 
 /// Format version written in the first byte. Later versions keep the
@@ -71,6 +73,40 @@ pub fn encode_block(kind: Kind, slots: &[(u16, Agg)]) -> Vec<u8> {
 /// Decodes a block written by [`encode_block`]: its kind and its slots, in
 /// the order they were given.
 pub fn decode_block(bytes: &[u8]) -> Result<(Kind, Vec<(u16, Agg)>), CodecError> {
+    let (kind, deflated) = check_frame(bytes)?;
+    let payload = inflate(deflated)?;
+    Ok((kind, layout::decode(kind, &payload)?))
+}
+
+/// What a reader of parts keeps from block to block: the inflater (its
+/// tables are kilobytes; restarting it costs nothing) and the buffers.
+#[derive(Default)]
+pub struct PartReader {
+    inflater: Box<DecompressorOxide>,
+    /// Inflated payload in `payload[..len]`; the rest is spare room.
+    payload: Vec<u8>,
+    len: usize,
+    cols: layout::Columns,
+}
+
+impl PartReader {
+    /// Decodes only what `part` needs of a block written by
+    /// [`encode_block`], handing each slot's part to `out` in slot order.
+    /// A block of a kind the part does not apply to gives nothing.
+    pub fn decode(
+        &mut self,
+        bytes: &[u8],
+        part: Part,
+        out: &mut impl FnMut(u16, Slim),
+    ) -> Result<(), CodecError> {
+        let (kind, deflated) = check_frame(bytes)?;
+        self.len = inflate_into(&mut self.inflater, deflated, &mut self.payload)?;
+        layout::decode_part(kind, &self.payload[..self.len], part, &mut self.cols, out)
+    }
+}
+
+/// Checks the frame; the block's kind and its deflate stream.
+fn check_frame(bytes: &[u8]) -> Result<(Kind, &[u8]), CodecError> {
     if bytes.len() < FRAME_LEN {
         return Err(CodecError::TooShort(bytes.len()));
     }
@@ -86,8 +122,50 @@ pub fn decode_block(bytes: &[u8]) -> Result<(Kind, Vec<(u16, Agg)>), CodecError>
         return Err(CodecError::Version(body[0]));
     }
     let kind = Kind::from_code(body[1]).ok_or(CodecError::Kind(body[1]))?;
-    let payload = inflate(&body[2..])?;
-    Ok((kind, layout::decode(kind, &payload)?))
+    Ok((kind, &body[2..]))
+}
+
+/// Inflates into `buf` with a reused inflater and returns the length.
+/// The whole payload stays in `buf` (the inflater's window), which grows
+/// by doubling up to the bound and is reused for the next block.
+fn inflate_into(
+    d: &mut DecompressorOxide,
+    mut data: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<usize, CodecError> {
+    const FLAGS: u32 = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+    d.init();
+    if buf.len() < 4_096 {
+        buf.resize(4_096, 0);
+    }
+    let mut len = 0;
+    loop {
+        let (status, consumed, produced) = decompress(d, data, buf, len, FLAGS);
+        len += produced;
+        if len > MAX_PAYLOAD {
+            return Err(CodecError::TooLarge);
+        }
+        match status {
+            TINFLStatus::Done => return Ok(len),
+            TINFLStatus::HasMoreOutput => {
+                data = data.get(consumed..).unwrap_or_default();
+                // Doubling, but never past the bound plus one byte.
+                let grow = buf
+                    .len()
+                    .min(MAX_PAYLOAD + 1 - buf.len().min(MAX_PAYLOAD))
+                    .max(1);
+                buf.resize(buf.len() + grow, 0);
+            }
+            TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
+                return Err(CodecError::Truncated("the deflate stream"))
+            }
+            other => {
+                return Err(CodecError::Deflate(std::io::Error::other(format!(
+                    "{other:?}"
+                ))))
+            }
+        }
+    }
 }
 
 fn deflate(payload: &[u8]) -> Vec<u8> {

@@ -1,6 +1,6 @@
 //! The storage trait and the types that cross it.
 
-use minutely_core::{Agg, Kind, Point, Tags};
+use minutely_core::{Agg, Kind, Part, Point, Slim, Tags};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -295,6 +295,30 @@ pub trait Store: Send + Sync + 'static {
         from: i64,
         to: i64,
     ) -> Result<Vec<Vec<(i64, Agg)>>, StoreError>;
+
+    /// As [`read`](Store::read), but each bucket reduced to the `part` a
+    /// query's field reads (a counter's sum, a gauge's last and its time,
+    /// ...): what wide queries use. Buckets of another kind are left out.
+    /// The default reads whole aggregates; a store can decode less.
+    fn read_part(
+        &self,
+        series: &[SeriesId],
+        res: Resolution,
+        from: i64,
+        to: i64,
+        part: Part,
+    ) -> Result<Vec<Vec<(i64, Slim)>>, StoreError> {
+        Ok(self
+            .read(series, res, from, to)?
+            .into_iter()
+            .map(|buckets| {
+                buckets
+                    .iter()
+                    .filter_map(|(ts, agg)| part.of(agg).map(|s| (*ts, s)))
+                    .collect()
+            })
+            .collect())
+    }
 
     /// The metrics of an app (all envs when `env` is `None`).
     fn catalogue(&self, app: &str, env: Option<&str>) -> Vec<MetricInfo>;

@@ -55,8 +55,21 @@ pub fn put_floats(out: &mut Vec<u8>, vals: &[f64]) {
 }
 
 pub fn get_floats(r: &mut Reader, n: usize, what: &'static str) -> Result<Vec<f64>, CodecError> {
-    let tag = r.u8(what)?;
     let mut out = Vec::with_capacity(n.min(r.remaining()));
+    get_floats_into(r, n, what, &mut out)?;
+    Ok(out)
+}
+
+/// [`get_floats`] into a buffer the caller reuses (cleared first).
+pub fn get_floats_into(
+    r: &mut Reader,
+    n: usize,
+    what: &'static str,
+    out: &mut Vec<f64>,
+) -> Result<(), CodecError> {
+    out.clear();
+    let tag = r.u8(what)?;
+    out.reserve(n.min(r.remaining()));
     match tag {
         TAG_XOR => {
             let mut bits = 0u64;
@@ -82,7 +95,7 @@ pub fn get_floats(r: &mut Reader, n: usize, what: &'static str) -> Result<Vec<f6
             )))
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn deltas(ms: &[i64]) -> impl Iterator<Item = i64> + '_ {

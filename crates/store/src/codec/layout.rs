@@ -2,10 +2,10 @@
 //! column per field of the kind's aggregate. Columns keep like numbers
 //! together, which is what makes deltas small and deflate effective.
 
-use super::floats::{get_floats, put_floats};
+use super::floats::{get_floats, get_floats_into, put_floats};
 use super::varint::{put_ivarint, put_uvarint, Reader};
 use super::CodecError;
-use minutely_core::{Agg, DistAgg, GaugeAgg, Kind, Sketch};
+use minutely_core::{Agg, DistAgg, GaugeAgg, Kind, Part, Sketch, Slim};
 
 /// Sketch flag: every count of the sketch is a whole number below 2^53,
 /// stored as a varint rather than as eight bytes of f64.
@@ -91,8 +91,15 @@ fn put_slots(out: &mut Vec<u8>, nums: &[u16]) {
 }
 
 fn get_slots(r: &mut Reader) -> Result<Vec<u16>, CodecError> {
+    let mut nums = Vec::new();
+    get_slots_into(r, &mut nums)?;
+    Ok(nums)
+}
+
+fn get_slots_into(r: &mut Reader, nums: &mut Vec<u16>) -> Result<(), CodecError> {
+    nums.clear();
     let n = r.item_count("slot count")?;
-    let mut nums = Vec::with_capacity(n);
+    nums.reserve(n);
     let mut prev = -1i64;
     for _ in 0..n {
         let d = r.ivarint("slot numbers")?;
@@ -102,7 +109,107 @@ fn get_slots(r: &mut Reader) -> Result<Vec<u16>, CodecError> {
         nums.push(s);
         prev = i64::from(s);
     }
-    Ok(nums)
+    Ok(())
+}
+
+/// Buffers a reader of parts reuses from block to block.
+#[derive(Default)]
+pub struct Columns {
+    slots: Vec<u16>,
+    a: Vec<f64>,
+    b: Vec<f64>,
+    c: Vec<f64>,
+    ms: Vec<i64>,
+}
+
+/// Reads only the slot numbers and the columns `part` needs, and hands
+/// each slot's part to `out` in slot order. A block of a kind the part does
+/// not apply to gives nothing. Columns after the last one needed are not
+/// read (the frame's checksum already vouched for them).
+pub fn decode_part(
+    kind: Kind,
+    payload: &[u8],
+    part: Part,
+    cols: &mut Columns,
+    out: &mut impl FnMut(u16, Slim),
+) -> Result<(), CodecError> {
+    let mut r = Reader::new(payload);
+    match (kind, part) {
+        (Kind::Counter, Part::Sum) => {
+            get_slots_into(&mut r, &mut cols.slots)?;
+            get_floats_into(&mut r, cols.slots.len(), "counter sums", &mut cols.a)?;
+            for (&slot, &v) in cols.slots.iter().zip(&cols.a) {
+                out(slot, Slim { v, w: 0 });
+            }
+        }
+        (Kind::Gauge, Part::Sum) | (Kind::Counter | Kind::Distribution, _) => {}
+        (Kind::Gauge, part) => {
+            get_slots_into(&mut r, &mut cols.slots)?;
+            let n = cols.slots.len();
+            get_floats_into(&mut r, n, "gauge last", &mut cols.a)?;
+            cols.ms.clear();
+            let mut prev = 0i64;
+            for _ in 0..n {
+                prev = prev.wrapping_add(r.ivarint("gauge last_ms")?);
+                cols.ms.push(prev);
+            }
+            if part == Part::Last {
+                for ((&slot, &v), &w) in cols.slots.iter().zip(&cols.a).zip(&cols.ms) {
+                    out(slot, Slim { v, w });
+                }
+                return Ok(());
+            }
+            gauge_part(&mut r, part, cols, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The min, max or (sum, count) of each gauge slot: a single-point slot's
+/// are its last value (and 1); the others come from the full columns.
+fn gauge_part(
+    r: &mut Reader,
+    part: Part,
+    cols: &mut Columns,
+    out: &mut impl FnMut(u16, Slim),
+) -> Result<(), CodecError> {
+    let n = cols.slots.len();
+    let bitmap = r.bytes(n.div_ceil(8), "gauge single-point bitmap")?;
+    let single = |i: usize| bitmap[i / 8] & (1 << (i % 8)) != 0;
+    let k = (0..n).filter(|&i| !single(i)).count();
+    // Columns in payload order: min, max, sum, then the counts.
+    get_floats_into(r, k, "gauge min", &mut cols.b)?;
+    get_floats_into(r, k, "gauge max", &mut cols.c)?;
+    let mean = part == Part::Mean;
+    let full: &[f64] = match part {
+        Part::Min => &cols.b,
+        Part::Max => &cols.c,
+        _ => {
+            get_floats_into(r, k, "gauge sum", &mut cols.b)?;
+            &cols.b
+        }
+    };
+    let mut j = 0;
+    for i in 0..n {
+        let slim = if single(i) {
+            Slim {
+                v: cols.a[i],
+                w: i64::from(mean),
+            }
+        } else {
+            let v = full[j];
+            j += 1;
+            // Counts above i64::MAX cannot come from real points.
+            let w = if mean {
+                r.uvarint("gauge count")? as i64
+            } else {
+                0
+            };
+            Slim { v, w }
+        };
+        out(cols.slots[i], slim);
+    }
+    Ok(())
 }
 
 /// A gauge slot that saw one point: min, max and sum equal last (checked

@@ -3,7 +3,7 @@
 //! prints the measured bytes per slot.
 
 use super::*;
-use minutely_core::{DistAgg, GaugeAgg, Sketch};
+use minutely_core::{DistAgg, GaugeAgg, Part, Sketch};
 use proptest::prelude::*;
 
 /// An aggregate as the bits of all its numbers, so that -0.0, NaN payloads
@@ -506,6 +506,109 @@ proptest! {
         }
         for kind in 1..=3 {
             let _ = decode_block(&frame(kind, &payload));
+        }
+    }
+}
+
+/// Every part of a block, decoded by a [`PartReader`], as bits.
+fn parts(
+    reader: &mut PartReader,
+    bytes: &[u8],
+    part: Part,
+) -> Result<Vec<(u16, u64, i64)>, CodecError> {
+    let mut out = Vec::new();
+    reader.decode(bytes, part, &mut |slot, s| {
+        out.push((slot, s.v.to_bits(), s.w))
+    })?;
+    Ok(out)
+}
+
+/// The same, through the whole-aggregate decoder.
+fn parts_of_whole(bytes: &[u8], part: Part) -> Vec<(u16, u64, i64)> {
+    let (_, slots) = decode_block(bytes).unwrap();
+    slots
+        .iter()
+        .filter_map(|(slot, a)| part.of(a).map(|s| (*slot, s.v.to_bits(), s.w)))
+        .collect()
+}
+
+const PARTS: [Part; 5] = [Part::Sum, Part::Last, Part::Mean, Part::Min, Part::Max];
+
+#[test]
+fn part_reader_reports_damage_and_the_bound() {
+    let mut reader = PartReader::default();
+    let good = sample_block();
+    for len in 0..good.len() {
+        assert!(parts(&mut reader, &good[..len], Part::Last).is_err());
+    }
+    // A cut deflate stream behind a valid checksum.
+    let payload = layout::encode(Kind::Counter, &[(3, Agg::Counter(1.0))]);
+    let stream = deflate(&payload);
+    let mut cut = vec![VERSION, Kind::Counter.code()];
+    cut.extend_from_slice(&stream[..stream.len() - 2]);
+    let crc = crc32fast::hash(&cut);
+    cut.extend(crc.to_le_bytes());
+    assert!(parts(&mut reader, &cut, Part::Sum).is_err());
+    // The reader still reads good blocks after errors.
+    assert_eq!(
+        parts(&mut reader, &good, Part::Last).unwrap(),
+        parts_of_whole(&good, Part::Last)
+    );
+
+    let mut enc = DeflateEncoder::new(Vec::new(), Compression::fast());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..=MAX_PAYLOAD >> 20 {
+        enc.write_all(&zeros).unwrap();
+    }
+    let mut block = vec![VERSION, Kind::Counter.code()];
+    block.extend(enc.finish().unwrap());
+    let crc = crc32fast::hash(&block);
+    block.extend(crc.to_le_bytes());
+    assert!(matches!(
+        parts(&mut reader, &block, Part::Sum),
+        Err(CodecError::TooLarge)
+    ));
+}
+
+proptest! {
+    /// A part reader gives what the whole decoder gives reduced to the
+    /// part, bit for bit, for blocks of any size read one after another.
+    #[test]
+    fn parts_decode_like_whole_blocks(
+        counters in block(Kind::Counter),
+        gauges in block(Kind::Gauge),
+        dists in block(Kind::Distribution),
+    ) {
+        let mut reader = PartReader::default();
+        for bytes in [
+            encode_block(Kind::Counter, &counters),
+            encode_block(Kind::Gauge, &gauges),
+            encode_block(Kind::Distribution, &dists),
+        ] {
+            for part in PARTS {
+                prop_assert_eq!(parts(&mut reader, &bytes, part).unwrap(), parts_of_whole(&bytes, part));
+            }
+        }
+    }
+
+    #[test]
+    fn damaged_payloads_never_panic_the_part_reader(
+        slots in block(Kind::Gauge),
+        at in any::<prop::sample::Index>(),
+        xor in 1u8..,
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut payload = layout::encode(Kind::Gauge, &slots);
+        if !payload.is_empty() {
+            let i = at.index(payload.len());
+            payload[i] ^= xor;
+            payload.truncate(cut.index(payload.len() + 1).max(i));
+        }
+        let mut reader = PartReader::default();
+        for kind in 1..=3 {
+            for part in PARTS {
+                let _ = parts(&mut reader, &frame(kind, &payload), part);
+            }
         }
     }
 }

@@ -65,7 +65,19 @@ impl<'a> Reader<'a> {
         Ok(f64::from_bits(u64::from_le_bytes(a)))
     }
 
+    #[inline]
     pub fn uvarint(&mut self, what: &'static str) -> Result<u64, CodecError> {
+        // Most numbers of a block fit in one byte.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.uvarint_long(what)
+    }
+
+    fn uvarint_long(&mut self, what: &'static str) -> Result<u64, CodecError> {
         let mut v = 0u64;
         for i in 0..10 {
             let b = self.u8(what)?;
@@ -83,6 +95,7 @@ impl<'a> Reader<'a> {
         )))
     }
 
+    #[inline]
     pub fn ivarint(&mut self, what: &'static str) -> Result<i64, CodecError> {
         self.uvarint(what).map(unzigzag)
     }

@@ -4,9 +4,9 @@
 //! few.
 
 use super::tables::engine;
-use crate::codec::{decode_block, encode_block};
+use crate::codec::{decode_block, encode_block, CodecError, PartReader};
 use crate::{Resolution, SeriesId, StoreError};
-use minutely_core::Agg;
+use minutely_core::{Agg, Part, Slim};
 use redb::{ReadableTable, Table};
 use std::path::Path;
 
@@ -36,12 +36,18 @@ pub fn decode(
     key: (u64, u8, u32),
     bytes: &[u8],
 ) -> Result<Vec<(u16, Agg)>, StoreError> {
-    decode_block(bytes).map(|(_, slots)| slots).map_err(|e| StoreError::Corrupt {
+    decode_block(bytes)
+        .map(|(_, slots)| slots)
+        .map_err(|e| damaged(db_path, key, e))
+}
+
+fn damaged(db_path: &Path, key: (u64, u8, u32), e: CodecError) -> StoreError {
+    StoreError::Corrupt {
         file: db_path.to_path_buf(),
         offset: 0,
         detail: format!("block of series {} resolution {} number {}: {e}", key.0, key.1, key.2),
         remedy: "Restore the data directory from a backup (minutely backup); this block's numbers cannot be trusted".into(),
-    })
+    }
 }
 
 /// Merges (`replace == false`) or overwrites (`replace == true`) slots of
@@ -118,6 +124,45 @@ pub fn read_range(
                 out.push((ts, agg));
             }
         }
+    }
+    Ok(out)
+}
+
+/// [`read_range`] of one part of each bucket, decoding only its columns.
+#[allow(clippy::too_many_arguments)]
+pub fn read_range_part(
+    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
+    db_path: &Path,
+    sid: SeriesId,
+    res: Resolution,
+    from: i64,
+    to: i64,
+    part: Part,
+    reader: &mut PartReader,
+) -> Result<Vec<(i64, Slim)>, StoreError> {
+    if to <= from {
+        return Ok(Vec::new());
+    }
+    // Room for every bucket of the range (most series have most), within
+    // reason for a long one.
+    let buckets = ((to - from) / res.secs() + 1).clamp(0, 1 << 16) as usize;
+    let mut out = Vec::with_capacity(buckets);
+    let (first, _) = locate(res, from.max(0));
+    let (last, _) = locate(res, (to - 1).max(0));
+    let range = (sid, res.code(), first)..=(sid, res.code(), last);
+    for entry in table.range(range).map_err(engine)? {
+        let (k, v) = entry.map_err(engine)?;
+        let key = k.value();
+        let start = slot_start(res, key.2, 0);
+        let secs = res.secs();
+        reader
+            .decode(v.value(), part, &mut |slot, slim| {
+                let ts = start + i64::from(slot) * secs;
+                if ts >= from && ts < to {
+                    out.push((ts, slim));
+                }
+            })
+            .map_err(|e| damaged(db_path, key, e))?;
     }
     Ok(out)
 }

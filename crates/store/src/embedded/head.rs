@@ -37,9 +37,16 @@ impl Generation {
         self.minute_count
     }
 
-    fn collect(&self, sid: SeriesId, from: i64, to: i64, out: &mut Vec<(i64, Agg)>) {
+    fn collect<T>(
+        &self,
+        sid: SeriesId,
+        from: i64,
+        to: i64,
+        f: &impl Fn(&Agg) -> Option<T>,
+        out: &mut Vec<(i64, T)>,
+    ) {
         if let Some(m) = self.minutes.get(&sid) {
-            out.extend(m.range(from..to).map(|(t, a)| (*t, a.clone())));
+            out.extend(m.range(from..to).filter_map(|(t, a)| Some((*t, f(a)?))));
         }
     }
 }
@@ -53,14 +60,20 @@ pub struct Head {
 }
 
 impl Head {
-    /// Minutes of one series in `[from, to)` from both generations (a minute
-    /// may appear twice; callers merge).
-    pub fn collect(&self, sid: SeriesId, from: i64, to: i64) -> Vec<(i64, Agg)> {
+    /// Minutes of one series in `[from, to)` from both generations, as
+    /// `f` sees them (a minute may appear twice; callers merge).
+    pub fn collect<T>(
+        &self,
+        sid: SeriesId,
+        from: i64,
+        to: i64,
+        f: &impl Fn(&Agg) -> Option<T>,
+    ) -> Vec<(i64, T)> {
         let mut out = Vec::new();
-        if let Some(f) = &self.frozen {
-            f.collect(sid, from, to, &mut out);
+        if let Some(g) = &self.frozen {
+            g.collect(sid, from, to, f, &mut out);
         }
-        self.active.collect(sid, from, to, &mut out);
+        self.active.collect(sid, from, to, f, &mut out);
         out
     }
 

@@ -27,6 +27,7 @@ mod writer;
 
 pub use verify::VerifyReport;
 
+use crate::codec::PartReader;
 use crate::{AlertPass, AlertRecord, IncidentRecord, OutboxEntry};
 use crate::{
     AppRecord, DashboardRecord, KeyRecord, MetricInfo, PushOutcome, PushRequest, Rejected,
@@ -34,11 +35,11 @@ use crate::{
 };
 use head::{Generation, Head};
 use index::{SeriesIndex, SeriesRef};
-use minutely_core::{Agg, Kind};
+use minutely_core::{Agg, Kind, Part, Slim};
 use record::{BatchEntry, Record, SeriesDef};
 use redb::Database;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -342,6 +343,86 @@ fn background(inner: Arc<Inner>, signal: Arc<(Mutex<Signal>, Condvar)>) {
 }
 
 impl Inner {
+    /// Buckets of each series in `[from, to)`: stored blocks (decoded by
+    /// `read_stored`, which keeps a `State` per thread) with the head's
+    /// minutes (as `from_head` sees them) merged in.
+    #[allow(clippy::too_many_arguments)]
+    fn read_buckets<T, State>(
+        &self,
+        series: &[SeriesId],
+        res: Resolution,
+        from: i64,
+        to: i64,
+        from_head: impl Fn(&Agg) -> Option<T>,
+        merge: impl Fn(&mut T, &T) + Sync,
+        new_state: impl Fn() -> State + Sync,
+        read_stored: impl Fn(&BlocksTable, &mut State, SeriesId) -> Result<Vec<(i64, T)>, StoreError>
+            + Sync,
+    ) -> Result<Vec<Vec<(i64, T)>>, StoreError>
+    where
+        T: Clone + Send + Sync,
+    {
+        let (txn, head_minutes) = {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            let txn = self.db.begin_read().map_err(engine)?;
+            let head = self.head.read().unwrap_or_else(|p| p.into_inner());
+            // Head minutes of the buckets in range: from the start of `from`'s bucket.
+            let lo = minutely_core::time::floor_to(from, res.secs());
+            let minutes: Vec<Vec<(i64, T)>> = series
+                .iter()
+                .map(|&sid| head.collect(sid, lo, to, &from_head))
+                .collect();
+            (txn, minutes)
+        };
+        // Decoding blocks is the cost of a wide query: spread the series
+        // over the cores (each thread opens its own table in the snapshot).
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let chunk = series.len().div_ceil(threads).max(MIN_SERIES_PER_THREAD);
+        let jobs: Vec<_> = series
+            .chunks(chunk)
+            .zip(head_minutes.chunks(chunk))
+            .collect();
+        type Chunk<T> = Vec<Vec<(i64, T)>>;
+        let read_chunk =
+            |(ids, heads): (&[SeriesId], &[Vec<(i64, T)>])| -> Result<Chunk<T>, StoreError> {
+                let table = txn.open_table(tables::BLOCKS).map_err(engine)?;
+                let mut state = new_state();
+                ids.iter()
+                    .zip(heads)
+                    .map(|(&sid, minutes)| {
+                        let stored = read_stored(&table, &mut state, sid)?;
+                        Ok(overlay(stored, minutes, res, from, &merge))
+                    })
+                    .collect()
+            };
+        let parts: Vec<Result<Chunk<T>, StoreError>> = if jobs.len() <= 1 {
+            jobs.into_iter().map(read_chunk).collect()
+        } else {
+            let read_chunk = &read_chunk;
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = jobs
+                    .into_iter()
+                    .map(|job| scope.spawn(move || read_chunk(job)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(StoreError::Engine("a read thread panicked".into()))
+                        })
+                    })
+                    .collect()
+            })
+        };
+        let mut out = Vec::with_capacity(series.len());
+        for part in parts {
+            out.extend(part?);
+        }
+        Ok(out)
+    }
+
     /// Held by everything that writes to redb: checkpoints, retention, keys
     /// and apps, and a backup while it copies.
     fn writer_lock(&self) -> std::sync::MutexGuard<'_, Option<(u64, Arc<Generation>)>> {
@@ -520,63 +601,39 @@ impl Store for EmbeddedStore {
         to: i64,
     ) -> Result<Vec<Vec<(i64, Agg)>>, StoreError> {
         let inner = &self.inner;
-        let (txn, head_minutes) = {
-            let _gate = inner.gate.read().unwrap_or_else(|p| p.into_inner());
-            let txn = inner.db.begin_read().map_err(engine)?;
-            let head = inner.head.read().unwrap_or_else(|p| p.into_inner());
-            // Head minutes of the buckets in range: from the start of `from`'s bucket.
-            let lo = minutely_core::time::floor_to(from, res.secs());
-            let minutes: Vec<Vec<(i64, Agg)>> = series
-                .iter()
-                .map(|&sid| head.collect(sid, lo, to))
-                .collect();
-            (txn, minutes)
-        };
-        // Decoding blocks is the cost of a wide query: spread the series
-        // over the cores (each thread opens its own table in the snapshot).
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
-        let chunk = series.len().div_ceil(threads).max(MIN_SERIES_PER_THREAD);
-        let jobs: Vec<_> = series
-            .chunks(chunk)
-            .zip(head_minutes.chunks(chunk))
-            .collect();
-        let read_chunk =
-            |(ids, heads): (&[SeriesId], &[Buckets])| -> Result<Vec<Buckets>, StoreError> {
-                let table = txn.open_table(tables::BLOCKS).map_err(engine)?;
-                ids.iter()
-                    .zip(heads)
-                    .map(|(&sid, minutes)| {
-                        let stored =
-                            blocks::read_range(&table, &inner.db_path, sid, res, from, to)?;
-                        Ok(overlay(stored, minutes, res, from))
-                    })
-                    .collect()
-            };
-        let parts: Vec<Result<Vec<Buckets>, StoreError>> = if jobs.len() <= 1 {
-            jobs.into_iter().map(read_chunk).collect()
-        } else {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = jobs
-                    .into_iter()
-                    .map(|job| scope.spawn(move || read_chunk(job)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(StoreError::Engine("a read thread panicked".into()))
-                        })
-                    })
-                    .collect()
-            })
-        };
-        let mut out = Vec::with_capacity(series.len());
-        for part in parts {
-            out.extend(part?);
-        }
-        Ok(out)
+        inner.read_buckets(
+            series,
+            res,
+            from,
+            to,
+            |agg| Some(agg.clone()),
+            Agg::merge,
+            || (),
+            |table, (), sid| blocks::read_range(table, &inner.db_path, sid, res, from, to),
+        )
+    }
+
+    fn read_part(
+        &self,
+        series: &[SeriesId],
+        res: Resolution,
+        from: i64,
+        to: i64,
+        part: Part,
+    ) -> Result<Vec<Vec<(i64, Slim)>>, StoreError> {
+        let inner = &self.inner;
+        inner.read_buckets(
+            series,
+            res,
+            from,
+            to,
+            |agg| part.of(agg),
+            |a, o| part.merge(a, *o),
+            PartReader::default,
+            |table, reader, sid| {
+                blocks::read_range_part(table, &inner.db_path, sid, res, from, to, part, reader)
+            },
+        )
     }
 
     fn catalogue(&self, app: &str, env: Option<&str>) -> Vec<MetricInfo> {
@@ -779,36 +836,62 @@ impl Drop for EmbeddedStore {
     }
 }
 
-/// One series' buckets, by start time.
-type Buckets = Vec<(i64, Agg)>;
+/// The blocks table as a read sees it.
+type BlocksTable = redb::ReadOnlyTable<(u64, u8, u32), &'static [u8]>;
 
 /// Below this many series per thread, a thread costs more than it saves.
 const MIN_SERIES_PER_THREAD: usize = 16;
 
-/// Adds the head's minutes (not yet in redb) to one series' stored buckets.
-fn overlay(
-    stored: Vec<(i64, Agg)>,
-    minutes: &[(i64, Agg)],
+/// Adds the head's minutes (not yet in redb) to one series' stored buckets
+/// (sorted, unique). Minutes merge into the bucket of `res` that holds
+/// them, in the head's order.
+fn overlay<T: Clone>(
+    stored: Vec<(i64, T)>,
+    minutes: &[(i64, T)],
     res: Resolution,
     from: i64,
-) -> Vec<(i64, Agg)> {
+    merge: &impl Fn(&mut T, &T),
+) -> Vec<(i64, T)> {
     if minutes.is_empty() {
         return stored;
     }
-    let mut merged: BTreeMap<i64, Agg> = stored.into_iter().collect();
-    for (minute, agg) in minutes {
-        let ts = minutely_core::time::floor_to(*minute, res.secs());
-        if ts < from {
-            continue;
+    let mut head: Vec<(i64, &T)> = minutes
+        .iter()
+        .map(|(minute, v)| (minutely_core::time::floor_to(*minute, res.secs()), v))
+        .filter(|(ts, _)| *ts >= from)
+        .collect();
+    // Stable: a minute in both generations merges frozen first.
+    head.sort_by_key(|(ts, _)| *ts);
+    let mut head = head.into_iter().peekable();
+    let mut out = Vec::with_capacity(stored.len() + minutes.len());
+    for (ts, mut v) in stored {
+        while let Some(h) = head_bucket(&mut head, Some(ts), merge) {
+            out.push(h);
         }
-        match merged.entry(ts) {
-            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(agg),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(agg.clone());
-            }
+        while let Some((_, more)) = head.next_if(|(t, _)| *t == ts) {
+            merge(&mut v, more);
         }
+        out.push((ts, v));
     }
-    merged.into_iter().collect()
+    while let Some(h) = head_bucket(&mut head, None, merge) {
+        out.push(h);
+    }
+    out
+}
+
+/// The next bucket of head minutes that starts before `before` (any, when
+/// `None`), its minutes merged in order.
+fn head_bucket<'a, T: Clone + 'a>(
+    head: &mut std::iter::Peekable<impl Iterator<Item = (i64, &'a T)>>,
+    before: Option<i64>,
+    merge: &impl Fn(&mut T, &T),
+) -> Option<(i64, T)> {
+    let (ts, first) = head.next_if(|(t, _)| before.is_none_or(|b| *t < b))?;
+    let mut acc = first.clone();
+    while let Some((_, more)) = head.next_if(|(t, _)| *t == ts) {
+        merge(&mut acc, more);
+    }
+    Some((ts, acc))
 }
 
 fn dir_bytes(dir: &Path) -> u64 {

@@ -1,5 +1,6 @@
 use super::*;
 use minutely_core::{Point, PointValue, Tags};
+use std::collections::BTreeMap;
 
 fn point(kind: Kind, name: &str, ts: f64, v: f64, tags: &[(&str, &str)]) -> Point {
     Point {
@@ -332,4 +333,84 @@ fn dashboards_are_kept_per_app_and_survive_restart() {
     assert!(!store.delete_dashboard("shop", "a").unwrap());
     assert_eq!(ids("shop"), ["b"]);
     assert_eq!(ids("shop2"), ["a"]);
+}
+
+/// `read_part` gives what `read` gives reduced to the part, bit for bit:
+/// from the head alone, from blocks with head minutes merged in (late
+/// points into stored minutes), and from blocks alone after a restart.
+#[test]
+fn parts_read_like_whole_aggregates() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = base();
+    let store = open(dir.path());
+    let push = |store: &EmbeddedStore, shift: i64| {
+        let mut points = Vec::new();
+        for m in 0..90 {
+            for (k, sec) in [5, 17, 41].into_iter().enumerate() {
+                let ts = (t0 + m * 60 + sec + shift) as f64;
+                let v = (m * 7 + k as i64 * 3 + shift) as f64 / 4.0;
+                points.push(point(Kind::Gauge, "cpu", ts, v, &[("host", "a")]));
+                points.push(point(Kind::Gauge, "cpu", ts, -v, &[("host", "b")]));
+                points.push(point(Kind::Counter, "orders", ts, v, &[("host", "a")]));
+            }
+        }
+        assert_eq!(store.push(req(None, points)).unwrap().accepted, 810);
+    };
+    let check = |store: &EmbeddedStore| {
+        let ids = |name| -> Vec<SeriesId> {
+            store
+                .series_of("shop", Some("prod"), name)
+                .iter()
+                .map(|s| s.id)
+                .collect()
+        };
+        let cases = [
+            (ids("cpu"), Part::Last, true),
+            (ids("cpu"), Part::Mean, true),
+            (ids("cpu"), Part::Min, true),
+            (ids("cpu"), Part::Max, true),
+            (ids("orders"), Part::Sum, true),
+            // Another kind's part: nothing.
+            (ids("orders"), Part::Last, false),
+        ];
+        for (ids, part, has_data) in cases {
+            for res in Resolution::ALL {
+                for (from, to) in [(t0 - 86_400, t0 + 86_400), (t0 + 630, t0 + 4_000)] {
+                    let whole: Vec<Vec<(i64, u64, i64)>> = store
+                        .read(&ids, res, from, to)
+                        .unwrap()
+                        .iter()
+                        .map(|s| {
+                            s.iter()
+                                .filter_map(|(t, a)| part.of(a).map(|p| (*t, p.v.to_bits(), p.w)))
+                                .collect()
+                        })
+                        .collect();
+                    let parts: Vec<Vec<(i64, u64, i64)>> = store
+                        .read_part(&ids, res, from, to, part)
+                        .unwrap()
+                        .iter()
+                        .map(|s| s.iter().map(|(t, p)| (*t, p.v.to_bits(), p.w)).collect())
+                        .collect();
+                    assert_eq!(parts, whole, "{part:?} {res:?} {from}..{to}");
+                    // (The narrow range holds no whole day.)
+                    if from < t0 {
+                        assert!(
+                            parts.iter().all(|s| s.is_empty() != has_data),
+                            "{part:?} {res:?}"
+                        );
+                    }
+                }
+            }
+        }
+    };
+    push(&store, 0);
+    check(&store);
+    store.checkpoint().unwrap();
+    push(&store, 1);
+    check(&store);
+    store.close().unwrap();
+    drop(store);
+    let store = open(dir.path());
+    check(&store);
 }

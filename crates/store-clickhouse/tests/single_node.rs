@@ -29,14 +29,6 @@ fn req(batch: Option<&str>, points: Vec<Point>) -> PushRequest {
     }
 }
 
-fn sql(ch: &launcher::ClickHouse, q: &str) -> String {
-    ureq::post(&format!("http://{}/", ch.host()))
-        .send_string(q)
-        .unwrap()
-        .into_string()
-        .unwrap()
-}
-
 fn open(url: &str) -> ClickHouseStore {
     let mut cfg = ClickHouseConfig::new(url.parse().unwrap());
     // Everything older than two hours counts as closed, so the test can
@@ -157,7 +149,7 @@ fn two_writers_match_the_embedded_store_at_every_resolution() {
     )];
     let raced = req(Some("race"), late);
     one.push(raced.clone()).unwrap();
-    sql(&ch, "TRUNCATE TABLE minutely.batches");
+    ch.sql("TRUNCATE TABLE minutely.batches");
     assert!(!two.push(raced.clone()).unwrap().duplicate);
     embedded.push(raced).unwrap();
     let (from, to) = (t0, t0 + 3 * 86_400);
@@ -176,7 +168,8 @@ fn two_writers_match_the_embedded_store_at_every_resolution() {
     // Rollups of the closed hours and days, written twice (two servers).
     one.maintain().unwrap();
     two.maintain().unwrap();
-    let rolled: u64 = sql(&ch, "SELECT count() FROM minutely.rollups")
+    let rolled: u64 = ch
+        .sql("SELECT count() FROM minutely.rollups")
         .trim()
         .parse()
         .unwrap();

@@ -26,6 +26,15 @@ impl ClickHouse {
         format!("127.0.0.1:{}", self.http_port)
     }
 
+    /// Runs one statement over HTTP and returns the answer text.
+    pub fn sql(&self, q: &str) -> String {
+        ureq::post(&format!("http://{}/", self.host()))
+            .send_string(q)
+            .unwrap()
+            .into_string()
+            .unwrap()
+    }
+
     /// Stops the server (SIGKILL: tests do not need its data afterwards).
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -293,3 +293,64 @@ fn metadata_round_trips_between_servers() {
     assert_eq!(b.alert_state("shop", "slow").unwrap(), None);
     assert!(b.alerts(Some("shop")).unwrap().is_empty());
 }
+
+fn counter_total(store: &dyn Store, res: Resolution, from: i64, to: i64) -> f64 {
+    read_all(store, "orders", res, from, to)
+        .iter()
+        .flat_map(|(_, d)| d)
+        .map(|(_, a)| match a {
+            Agg::Counter(v) => *v,
+            o => panic!("{o:?}"),
+        })
+        .sum()
+}
+
+#[test]
+fn retention_drops_partitions_only_after_rollups_hold_them() {
+    let Some(ch) = launcher::single() else { return };
+    let mut cfg =
+        ClickHouseConfig::new(format!("clickhouse://{}/kept", ch.host()).parse().unwrap());
+    cfg.late_window_secs = 3_600;
+    cfg.maintenance_interval = Duration::from_secs(3_600);
+    cfg.retention = Retention {
+        minute_days: Some(2),
+        hour_days: Some(30),
+        day_days: None,
+    };
+    let store = ClickHouseStore::open(cfg).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let old = (now / 86_400 - 70) * 86_400;
+    let recent = (now / 86_400 - 4) * 86_400;
+    for t in [old, recent] {
+        let pts = (0..48)
+            .map(|h| point(Kind::Counter, "orders", (t + h * 1_800) as f64, 2.0, &[]))
+            .collect();
+        assert_eq!(store.push(req(None, pts)).unwrap().accepted, 48);
+    }
+    let day = |t: i64| (t, t + 86_400);
+    assert_eq!(
+        counter_total(&store, Resolution::Minute, day(old).0, day(old).1),
+        96.0
+    );
+    // Seven days per pass: ten passes catch up with seventy days.
+    for _ in 0..11 {
+        store.maintain().unwrap();
+    }
+    for (t, res, want) in [
+        (old, Resolution::Minute, 0.0),
+        (old, Resolution::Hour, 0.0),
+        (old, Resolution::Day, 96.0),
+        (recent, Resolution::Minute, 0.0),
+        (recent, Resolution::Hour, 96.0),
+        (recent, Resolution::Day, 96.0),
+    ] {
+        assert_eq!(
+            counter_total(&store, res, day(t).0, day(t).1),
+            want,
+            "{res:?} at {t}"
+        );
+    }
+}

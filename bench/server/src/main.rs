@@ -4,7 +4,10 @@
 //! reports push throughput, bytes on disk per point, resident memory per
 //! series and query latency. Payloads are built before the clock starts.
 //!
-//! `cargo build --release -p minutely -p minutely-bench && target/release/minutely-bench [--series N] [--minutes M]`
+//! `cargo build --release -p minutely -p minutely-bench && target/release/minutely-bench [--series N] [--minutes M] [--store clickhouse://host:8123/db]`
+//!
+//! With `--store`, the server runs on that ClickHouse store (use a fresh
+//! database) and disk is what ClickHouse reports for the database's parts.
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -26,6 +29,7 @@ struct Args {
     series: usize,
     minutes: usize,
     bin: PathBuf,
+    store: Option<String>,
 }
 
 fn args() -> Result<Args> {
@@ -33,6 +37,7 @@ fn args() -> Result<Args> {
         series: 10_000,
         minutes: 1_440,
         bin: PathBuf::from("target/release/minutely"),
+        store: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -41,6 +46,7 @@ fn args() -> Result<Args> {
             "--series" => a.series = val()?.parse()?,
             "--minutes" => a.minutes = val()?.parse()?,
             "--bin" => a.bin = PathBuf::from(val()?),
+            "--store" => a.store = Some(val()?),
             other => bail!("unknown flag {other}"),
         }
     }
@@ -56,7 +62,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(bin: &Path, dir: &Path) -> Result<Server> {
+    fn start(bin: &Path, dir: &Path, store: Option<&str>) -> Result<Server> {
         let mut child = Command::new(bin)
             .args([
                 "serve",
@@ -69,6 +75,8 @@ impl Server {
             ])
             .arg("--data-dir")
             .arg(dir)
+            .args(store.map(|s| ["--store", s]).into_iter().flatten())
+            .args(["--statsd", "off"])
             .env("MINUTELY_PUSH_KEY", PUSH_KEY)
             .env("MINUTELY_ADMIN_KEY", ADMIN_KEY)
             .env("MINUTELY_LOG", "warn")
@@ -207,6 +215,30 @@ fn dir_size(dir: &Path) -> u64 {
     total
 }
 
+/// Bytes of the database's active parts on every host of a store URL
+/// `clickhouse://[user[:password]@]host:port[,...]/db[?...]`.
+fn clickhouse_bytes(url: &str) -> Result<u64> {
+    let rest = url
+        .strip_prefix("clickhouse://")
+        .context("--store must be clickhouse://...")?;
+    let rest = rest.split('?').next().unwrap_or(rest);
+    let (authority, db) = rest
+        .split_once('/')
+        .context("the store URL needs a database")?;
+    let hosts = authority.rsplit('@').next().unwrap_or(authority);
+    let mut total = 0;
+    for host in hosts.split(',') {
+        let text = ureq::post(&format!("http://{host}/"))
+            .send_string(&format!(
+                "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '{}' AND active",
+                db.replace(['\\', '\''], "")
+            ))?
+            .into_string()?;
+        total += text.trim().parse::<u64>().unwrap_or(0);
+    }
+    Ok(total)
+}
+
 /// Median and p99 of `reps` runs of a query, in milliseconds.
 fn time_query(url: &str, params: &[(&str, String)], reps: usize) -> Result<(f64, f64, usize)> {
     let agent = ureq::AgentBuilder::new().build();
@@ -245,7 +277,7 @@ fn main() -> Result<()> {
     let payloads = Arc::new(build_payloads(a.series, a.minutes, start));
     let json_bytes: usize = payloads.iter().map(Vec::len).sum();
 
-    let server = Server::start(&a.bin, &tmp)?;
+    let server = Server::start(&a.bin, &tmp, a.store.as_deref())?;
     let rss_idle = server.rss_bytes();
     eprintln!(
         "pushing {} requests of {BATCH} points with {CLIENTS} clients ...",
@@ -254,9 +286,12 @@ fn main() -> Result<()> {
     let took = push_all(&server.url, payloads.clone())?;
     let rss_loaded = server.rss_bytes();
     server.stop()?;
-    let disk = dir_size(&tmp);
+    let disk = match &a.store {
+        Some(url) => clickhouse_bytes(url)?,
+        None => dir_size(&tmp),
+    };
 
-    let server = Server::start(&a.bin, &tmp)?;
+    let server = Server::start(&a.bin, &tmp, a.store.as_deref())?;
     let rss_restart = server.rss_bytes();
     // Steady state: every series sends its current minutes, as live clients do.
     let live_minutes = 5;
@@ -301,8 +336,10 @@ fn main() -> Result<()> {
 
     let per_series = a.series / METRICS;
     println!(
-        "minutely server benchmark: {} series x {} minutes = {points} points",
-        a.series, a.minutes
+        "minutely server benchmark: {} series x {} minutes = {points} points, store {}",
+        a.series,
+        a.minutes,
+        a.store.as_deref().map_or("embedded", |_| "clickhouse")
     );
     println!("| figure | value |");
     println!("|---|---|");

@@ -8,7 +8,6 @@
 use crate::sql::RowBinary;
 use minutely_core::{Agg, DistAgg, GaugeAgg, Kind, Sketch};
 use minutely_store::StoreError;
-use serde::Deserialize;
 
 /// The aggregate columns, in table order (see `schema::AGG_COLUMNS`).
 pub const COLUMNS: &str = "kind, sum, count, min, max, last, last_ms, pos_keys, pos_counts, \
@@ -67,10 +66,10 @@ pub const COLLAPSE: &str = "any(kind) AS c_kind, any(sum) AS c_sum, any(count) A
      any(pos_keys) AS c_pos_keys, any(pos_counts) AS c_pos_counts, \
      any(neg_keys) AS c_neg_keys, any(neg_counts) AS c_neg_counts, any(zero) AS c_zero";
 
-/// The merged aggregate columns as they come back in JSONEachRow, the
-/// sketch maps as `[keys, counts]`. The merge is renamed on the way out so
-/// that rows written back (rollups) keep the table's column names.
-#[derive(Debug, Deserialize)]
+/// One merged bucket as `sid, ts, MERGE` comes back in RowBinary (binary:
+/// a wide read returns hundreds of thousands of rows, and formatting and
+/// parsing them as JSON text costs more than the query).
+#[derive(Debug)]
 pub struct MergedRow {
     pub sid: u64,
     pub ts: u32,
@@ -84,6 +83,77 @@ pub struct MergedRow {
     pub pos: (Vec<i32>, Vec<f64>),
     pub neg: (Vec<i32>, Vec<f64>),
     pub zero: f64,
+}
+
+/// Reads RowBinary values in order.
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+fn short() -> StoreError {
+    StoreError::Engine("ClickHouse answer ended inside a row".into())
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        let (head, rest) = self.buf.split_first_chunk::<N>().ok_or_else(short)?;
+        self.buf = rest;
+        Ok(*head)
+    }
+
+    fn len(&mut self) -> Result<usize, StoreError> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let [b] = self.take::<1>()?;
+            n |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                // Each element takes at least one byte: a length beyond the
+                // rest of the answer is damage, not a reason to allocate.
+                return usize::try_from(n)
+                    .ok()
+                    .filter(|n| *n <= self.buf.len())
+                    .ok_or_else(short);
+            }
+        }
+        Err(short())
+    }
+
+    fn f64(&mut self) -> Result<f64, StoreError> {
+        Ok(f64::from_le_bytes(self.take()?))
+    }
+
+    fn map(&mut self) -> Result<(Vec<i32>, Vec<f64>), StoreError> {
+        let n = self.len()?;
+        let keys = (0..n)
+            .map(|_| Ok(i32::from_le_bytes(self.take()?)))
+            .collect::<Result<_, StoreError>>()?;
+        let m = self.len()?;
+        let counts = (0..m).map(|_| self.f64()).collect::<Result<_, _>>()?;
+        Ok((keys, counts))
+    }
+}
+
+/// Decodes the rows of `SELECT sid, ts, MERGE ... FORMAT RowBinary`.
+pub fn decode_merged(buf: &[u8]) -> Result<Vec<MergedRow>, StoreError> {
+    let mut r = Reader { buf };
+    let mut out = Vec::new();
+    while !r.buf.is_empty() {
+        out.push(MergedRow {
+            sid: u64::from_le_bytes(r.take()?),
+            ts: u32::from_le_bytes(r.take()?),
+            kind: r.take::<1>()?[0],
+            sum: r.f64()?,
+            count: r.f64()?,
+            min: r.f64()?,
+            max: r.f64()?,
+            last: r.f64()?,
+            last_ms: i64::from_le_bytes(r.take()?),
+            pos: r.map()?,
+            neg: r.map()?,
+            zero: r.f64()?,
+        });
+    }
+    Ok(out)
 }
 
 impl MergedRow {
@@ -119,6 +189,22 @@ impl MergedRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decodes_row_binary_and_refuses_a_cut_row() {
+        let mut rb = RowBinary::default();
+        rb.u64(7).u32(120).u8(Kind::Distribution.code());
+        rb.f64(3.0).f64(2.0).f64(1.0).f64(2.0).f64(0.0).i64(0);
+        rb.i32s([4, 9].into_iter()).f64s([1.0, 1.0].into_iter());
+        rb.i32s(std::iter::empty()).f64s(std::iter::empty());
+        rb.f64(0.0);
+        let rows = decode_merged(&rb.buf).unwrap();
+        assert_eq!(
+            (rows[0].sid, rows[0].ts, &rows[0].pos.0),
+            (7, 120, &vec![4, 9])
+        );
+        assert!(decode_merged(&rb.buf[..rb.buf.len() - 1]).is_err());
+    }
 
     #[test]
     fn merged_row_rebuilds_each_kind() {

@@ -77,18 +77,18 @@ impl Client {
         host: &str,
         query: Option<&str>,
         body: &[u8],
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let mut req = self.agent.post(&self.url(host, query));
         if let Some(a) = &self.auth {
             req = req.set("Authorization", a);
         }
         match req.send_bytes(body) {
             Ok(resp) => {
-                let mut text = String::new();
+                let mut bytes = Vec::new();
                 resp.into_reader()
-                    .read_to_string(&mut text)
+                    .read_to_end(&mut bytes)
                     .map_err(|e| engine(host, format!("reading the answer: {e}")))?;
-                Ok(Some(text))
+                Ok(Some(bytes))
             }
             Err(ureq::Error::Status(code, resp)) => {
                 let text = resp.into_string().unwrap_or_default();
@@ -101,15 +101,21 @@ impl Client {
         }
     }
 
-    /// Sends to the current host, then the others in order.
     fn send(&self, query: Option<&str>, body: &[u8]) -> Result<String, StoreError> {
+        let bytes = self.send_bytes(query, body)?;
+        String::from_utf8(bytes)
+            .map_err(|_| StoreError::Engine("ClickHouse answered with invalid UTF-8".into()))
+    }
+
+    /// Sends to the current host, then the others in order.
+    fn send_bytes(&self, query: Option<&str>, body: &[u8]) -> Result<Vec<u8>, StoreError> {
         let hosts = &self.target.hosts;
         let start = self.current.load(Ordering::Relaxed) % hosts.len();
         for i in 0..hosts.len() {
             let n = (start + i) % hosts.len();
-            if let Some(text) = self.send_to(&hosts[n], query, body)? {
+            if let Some(bytes) = self.send_to(&hosts[n], query, body)? {
                 self.current.store(n, Ordering::Relaxed);
-                return Ok(text);
+                return Ok(bytes);
             }
         }
         Err(StoreError::Engine(format!(
@@ -120,7 +126,9 @@ impl Client {
 
     /// Runs a statement on one named host (schema changes go to every node).
     pub fn execute_on(&self, host: &str, sql: &str) -> Result<Option<String>, StoreError> {
-        self.send_to(host, None, sql.as_bytes())
+        Ok(self
+            .send_to(host, None, sql.as_bytes())?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
     pub fn execute(&self, sql: &str) -> Result<String, StoreError> {
@@ -137,6 +145,11 @@ impl Client {
             self.target.database
         );
         self.send(Some(&q), rows).map(|_| ())
+    }
+
+    /// A SELECT answered in RowBinary, as bytes.
+    pub fn select_binary(&self, sql: &str) -> Result<Vec<u8>, StoreError> {
+        self.send_bytes(None, format!("{sql} FORMAT RowBinary").as_bytes())
     }
 
     /// A SELECT answered in JSONEachRow, one `T` per row.

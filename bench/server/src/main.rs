@@ -11,6 +11,10 @@
 //! with 10,000 series. `--reuse DIR` keeps the pushed data in DIR; a later
 //! run with the same DIR skips the push and only times the queries (to
 //! compare two builds of the server on the same data).
+//!
+//! With `--store clickhouse://host:8123/db`, the server runs on that
+//! ClickHouse store (use a fresh database) and disk is what ClickHouse
+//! reports for the database's parts.
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -33,6 +37,7 @@ struct Args {
     metrics: usize,
     bin: PathBuf,
     reuse: Option<PathBuf>,
+    store: Option<String>,
 }
 
 fn args() -> Result<Args> {
@@ -42,6 +47,7 @@ fn args() -> Result<Args> {
         metrics: 10,
         bin: PathBuf::from("target/release/minutely"),
         reuse: None,
+        store: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,6 +58,7 @@ fn args() -> Result<Args> {
             "--metrics" => a.metrics = val()?.parse()?,
             "--bin" => a.bin = PathBuf::from(val()?),
             "--reuse" => a.reuse = Some(PathBuf::from(val()?)),
+            "--store" => a.store = Some(val()?),
             other => bail!("unknown flag {other}"),
         }
     }
@@ -67,7 +74,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(bin: &Path, dir: &Path) -> Result<Server> {
+    fn start(bin: &Path, dir: &Path, store: Option<&str>) -> Result<Server> {
         let mut child = Command::new(bin)
             .args([
                 "serve",
@@ -80,6 +87,8 @@ impl Server {
             ])
             .arg("--data-dir")
             .arg(dir)
+            .args(store.map(|s| ["--store", s]).into_iter().flatten())
+            .args(["--statsd", "off"])
             .env("MINUTELY_PUSH_KEY", PUSH_KEY)
             .env("MINUTELY_ADMIN_KEY", ADMIN_KEY)
             .env("MINUTELY_LOG", "warn")
@@ -218,6 +227,30 @@ fn dir_size(dir: &Path) -> u64 {
     total
 }
 
+/// Bytes of the database's active parts on every host of a store URL
+/// `clickhouse://[user[:password]@]host:port[,...]/db[?...]`.
+fn clickhouse_bytes(url: &str) -> Result<u64> {
+    let rest = url
+        .strip_prefix("clickhouse://")
+        .context("--store must be clickhouse://...")?;
+    let rest = rest.split('?').next().unwrap_or(rest);
+    let (authority, db) = rest
+        .split_once('/')
+        .context("the store URL needs a database")?;
+    let hosts = authority.rsplit('@').next().unwrap_or(authority);
+    let mut total = 0;
+    for host in hosts.split(',') {
+        let text = ureq::post(&format!("http://{host}/"))
+            .send_string(&format!(
+                "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '{}' AND active",
+                db.replace(['\\', '\''], "")
+            ))?
+            .into_string()?;
+        total += text.trim().parse::<u64>().unwrap_or(0);
+    }
+    Ok(total)
+}
+
 /// Median and p99 of `reps` runs of a query, in milliseconds.
 fn time_query(url: &str, params: &[(&str, String)], reps: usize) -> Result<(f64, f64, usize)> {
     let agent = ureq::AgentBuilder::new().build();
@@ -260,7 +293,7 @@ fn push_phase(a: &Args, dir: &Path, start: i64) -> Result<PushFigures> {
     );
     let payloads = Arc::new(build_payloads(a.series, a.metrics, a.minutes, start));
     let json_bytes: usize = payloads.iter().map(Vec::len).sum();
-    let server = Server::start(&a.bin, dir)?;
+    let server = Server::start(&a.bin, dir, a.store.as_deref())?;
     let rss_idle = server.rss_bytes();
     eprintln!(
         "pushing {} requests of {BATCH} points with {CLIENTS} clients ...",
@@ -272,7 +305,10 @@ fn push_phase(a: &Args, dir: &Path, start: i64) -> Result<PushFigures> {
     Ok(PushFigures {
         took,
         json_bytes,
-        disk: dir_size(dir),
+        disk: match &a.store {
+            Some(url) => clickhouse_bytes(url)?,
+            None => dir_size(dir),
+        },
         rss_idle,
         rss_loaded,
     })
@@ -307,7 +343,7 @@ fn main() -> Result<()> {
         }
     };
 
-    let server = Server::start(&a.bin, &tmp)?;
+    let server = Server::start(&a.bin, &tmp, a.store.as_deref())?;
     let rss_restart = server.rss_bytes();
     // Steady state: every series sends its current minutes, as live clients do.
     let live_minutes = 5;
@@ -377,8 +413,11 @@ fn main() -> Result<()> {
     }
 
     println!(
-        "minutely server benchmark: {} series x {} minutes = {points} points, {} metrics",
-        a.series, a.minutes, a.metrics
+        "minutely server benchmark: {} series x {} minutes = {points} points, {} metrics, store {}",
+        a.series,
+        a.minutes,
+        a.metrics,
+        a.store.as_deref().map_or("embedded", |_| "clickhouse")
     );
     println!("| figure | value |");
     println!("|---|---|");

@@ -16,6 +16,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the serve variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the server.
@@ -48,6 +50,11 @@ pub struct ServeArgs {
     /// Data directory [default: ./minutely-data].
     #[arg(long, env = "MINUTELY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// `embedded` (the data directory), or a ClickHouse database shared by
+    /// several servers: `clickhouse://[user[:password]@]host:port[,host:port...]/db[?cluster=NAME&tls=true]`
+    /// [default: embedded].
+    #[arg(long, env = "MINUTELY_STORE")]
+    pub store: Option<String>,
     /// StatsD/DogStatsD UDP address, or `off` [default: 127.0.0.1:8125].
     #[arg(long, env = "MINUTELY_STATSD")]
     pub statsd: Option<String>,

@@ -9,6 +9,7 @@ use minutely_server::ingest::statsd::listener::StatsdConfig;
 use minutely_server::ServerConfig;
 use minutely_store::embedded::EmbeddedConfig;
 use minutely_store::Retention;
+use minutely_store_clickhouse::{ClickHouseConfig, Target};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use std::time::Duration;
 pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
+    pub store: Option<String>,
     pub statsd: Option<String>,
     pub statsd_socket: Option<PathBuf>,
     pub statsd_app: Option<String>,
@@ -55,6 +57,9 @@ pub struct Config {
     pub statsd_default_addr: bool,
     pub demo: bool,
     pub store: EmbeddedConfig,
+    /// Set when `--store` names a ClickHouse database: it replaces the
+    /// embedded store (and takes its retention and limits).
+    pub clickhouse: Option<ClickHouseConfig>,
     pub server: ServerConfig,
 }
 
@@ -158,13 +163,28 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
         }
         server.max_points_per_batch = n;
     }
+    let clickhouse = match args.store.or(file.store).as_deref().map(str::trim) {
+        None | Some("" | "embedded") => None,
+        Some(url) => {
+            let target: Target = url.parse().map_err(|e| anyhow::anyhow!("--store: {e}"))?;
+            let mut ch = ClickHouseConfig::new(target);
+            ch.retention = store.retention;
+            ch.max_series_per_app = store.max_series_per_app;
+            ch.late_window_secs = late as i64;
+            ch.batch_window_secs = store.batch_window_secs;
+            Some(ch)
+        }
+    };
     server.alerts = alerts;
+    // Over a shared store only the evaluating server sends notifications.
+    server.alerts.send = server.alerts.evaluate || clickhouse.is_none();
     Ok(Config {
         listen,
         statsd,
         statsd_default_addr,
         demo: args.demo || file.demo.unwrap_or(false),
         store,
+        clickhouse,
         server,
     })
 }
@@ -307,5 +327,38 @@ mod tests {
             ..Default::default()
         };
         assert!(format!("{:#}", resolve(unknown).err().unwrap()).contains("listen_addr"));
+    }
+
+    #[test]
+    fn store_url_from_flag_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("minutely.toml");
+        std::fs::write(
+            &cfg_path,
+            "store = \"clickhouse://a:8123,b:8123/metrics?cluster=main\"\nalerts = \"off\"\n",
+        )
+        .unwrap();
+        let from_file = resolve(ServeArgs {
+            config: Some(cfg_path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        let ch = from_file.clickhouse.unwrap();
+        assert_eq!(ch.target.hosts, ["a:8123", "b:8123"]);
+        assert_eq!(ch.target.cluster.as_deref(), Some("main"));
+        assert!(!from_file.server.alerts.send, "only the evaluator sends");
+        let embedded = resolve(ServeArgs {
+            config: Some(cfg_path.clone()),
+            store: Some("embedded".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(embedded.clickhouse.is_none() && embedded.server.alerts.send);
+        let bad = resolve(ServeArgs {
+            config: Some(cfg_path),
+            store: Some("clickhouse://a:8123/x;y".into()),
+            ..Default::default()
+        });
+        assert!(format!("{:#}", bad.err().unwrap()).contains("--store"));
     }
 }

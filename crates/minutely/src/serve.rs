@@ -8,6 +8,7 @@ use minutely_server::ingest::statsd::listener::{self, StatsdConfig, StatsdHandle
 use minutely_server::{bootstrap, demo, system_clock, AppState};
 use minutely_store::embedded::EmbeddedStore;
 use minutely_store::Store;
+use minutely_store_clickhouse::ClickHouseStore;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,12 +24,25 @@ pub fn run(args: ServeArgs) -> Result<()> {
 }
 
 async fn serve(cfg: Config) -> Result<()> {
-    let data_dir = cfg.store.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(cfg.store))
-        .await?
-        .with_context(|| format!("opening data directory {}", data_dir.display()))?;
-    store.verify_in_background();
-    let store: Arc<dyn Store> = Arc::new(store);
+    let shared = cfg.clickhouse.is_some();
+    let location = match &cfg.clickhouse {
+        Some(ch) => ch.target.to_string(),
+        None => cfg.store.data_dir.display().to_string(),
+    };
+    let store: Arc<dyn Store> = match cfg.clickhouse {
+        Some(ch) => Arc::new(
+            tokio::task::spawn_blocking(move || ClickHouseStore::open(ch))
+                .await?
+                .with_context(|| format!("opening the ClickHouse store {location}"))?,
+        ),
+        None => {
+            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(cfg.store))
+                .await?
+                .with_context(|| format!("opening data directory {location}"))?;
+            store.verify_in_background();
+            Arc::new(store)
+        }
+    };
     let clock = system_clock();
     let now = clock() as i64;
     let first = bootstrap::first_start(
@@ -55,7 +69,10 @@ async fn serve(cfg: Config) -> Result<()> {
         }
     }
     let state = AppState::new(store.clone(), cfg.server, clock.clone())?;
-    let alert_tasks = minutely_server::alerts::start(&state);
+    let mut alert_tasks = minutely_server::alerts::start(&state);
+    if shared {
+        alert_tasks.push(tokio::spawn(reload_keys(state.clone())));
+    }
     let statsd = match cfg.statsd {
         Some(sc) => start_statsd(sc, cfg.statsd_default_addr, &state, now).await?,
         None => None,
@@ -77,7 +94,7 @@ async fn serve(cfg: Config) -> Result<()> {
     if let Some(udp) = statsd.as_ref().and_then(|h| h.udp_addr) {
         println!("minutely statsd listening on udp://{udp}");
     }
-    tracing::info!(data_dir = %data_dir.display(), "minutely {} serving on {addr}", env!("CARGO_PKG_VERSION"));
+    tracing::info!(store = %location, "minutely {} serving on {addr}", env!("CARGO_PKG_VERSION"));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut server_rx = stop_rx.clone();
     let server = tokio::spawn(minutely_server::serve(listener, state, async move {
@@ -102,6 +119,21 @@ async fn serve(cfg: Config) -> Result<()> {
     tokio::task::spawn_blocking(move || store.close()).await??;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Over a shared store another server may create or revoke keys: reload
+/// them every few seconds (a revoked key stops working within that time).
+const KEY_RELOAD: Duration = Duration::from_secs(5);
+
+async fn reload_keys(state: minutely_server::Shared) {
+    loop {
+        tokio::time::sleep(KEY_RELOAD).await;
+        let s = state.clone();
+        let result = tokio::task::spawn_blocking(move || s.keys.reload(s.store.as_ref())).await;
+        if let Ok(Err(e)) = result {
+            tracing::warn!("reloading keys from the store: {e}");
+        }
+    }
 }
 
 /// Creates the StatsD app if needed and binds the sockets. A busy default

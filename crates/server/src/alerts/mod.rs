@@ -42,6 +42,9 @@ pub enum AlertsClock {
 pub struct AlertsConfig {
     /// Whether this server evaluates alerts (one server of a scale-out does).
     pub evaluate: bool,
+    /// Whether this server delivers queued notifications. Over a shared
+    /// store only the evaluating server does, so each is sent once.
+    pub send: bool,
     /// Seconds after a minute closes before it is evaluated (late pushes).
     pub grace_secs: i64,
     pub clock: AlertsClock,
@@ -54,6 +57,7 @@ impl Default for AlertsConfig {
     fn default() -> Self {
         AlertsConfig {
             evaluate: true,
+            send: true,
             // DESIGN section 5: a short grace for late pushes; clients push
             // every 10 s, so 15 s sees the last push of a minute.
             grace_secs: 15,
@@ -364,10 +368,12 @@ pub fn start(state: &crate::Shared) -> Vec<tokio::task::JoinHandle<()>> {
             state.clock.clone(),
         )));
     }
-    tasks.push(tokio::spawn(notify::sender(
-        state.store.clone(),
-        rt,
-        state.clock.clone(),
-    )));
+    if rt.cfg.send {
+        tasks.push(tokio::spawn(notify::sender(
+            state.store.clone(),
+            rt,
+            state.clock.clone(),
+        )));
+    }
     tasks
 }

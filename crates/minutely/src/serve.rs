@@ -89,6 +89,7 @@ async fn serve(cfg: Config) -> Result<()> {
     } else {
         None
     };
+    let stop_signal = shutdown_signal();
     // The harness and scripts wait for this line to know the port.
     println!("minutely listening on http://{addr}");
     if let Some(udp) = statsd.as_ref().and_then(|h| h.udp_addr) {
@@ -100,7 +101,7 @@ async fn serve(cfg: Config) -> Result<()> {
     let server = tokio::spawn(minutely_server::serve(listener, state, async move {
         let _ = server_rx.wait_for(|s| *s).await;
     }));
-    shutdown_signal().await;
+    stop_signal.await;
     tracing::info!("shutting down: finishing requests, then flushing open minutes");
     let _ = stop_tx.send(true);
     if let Some(t) = demo_task {
@@ -170,23 +171,32 @@ async fn start_statsd(
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers for SIGTERM and SIGINT at once (before the port is announced,
+/// so an early SIGTERM from a supervisor or test is a clean stop rather
+/// than the default kill) and completes on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {}
+                _ = wait(int) => {}
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

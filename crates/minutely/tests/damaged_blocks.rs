@@ -137,7 +137,9 @@ fn a_flipped_byte_in_a_block_is_reported_never_read_as_numbers() {
         .status()
         .unwrap()
         .success());
-    assert!(child.wait().unwrap().success());
+    let status = child.wait().unwrap();
+    log.extend(rx.try_iter());
+    assert!(status.success(), "{status}: {}", log.join("\n"));
     assert!(
         log.iter()
             .any(|l| l.contains("minutely.redb") && l.contains("Restore the data directory")),

@@ -108,6 +108,9 @@ pub(crate) struct Inner {
     kinds: RwLock<HashMap<(String, String), Kind>>,
     /// Series known to be in ClickHouse's series table.
     known: RwLock<HashSet<SeriesId>>,
+    /// Kinds of series this server has pushed or listed (reads of counters
+    /// and gauges skip the sketch columns).
+    sid_kinds: RwLock<HashMap<SeriesId, Kind>>,
     /// Series count per app, loaded on first use, then counted here.
     app_series: Mutex<HashMap<String, usize>>,
     /// Batch keys being stored by this server right now.
@@ -136,6 +139,7 @@ struct KindRow {
 struct SeriesRow {
     sid: u64,
     env: String,
+    kind: u8,
     tag_keys: Vec<String>,
     tag_values: Vec<String>,
 }
@@ -171,6 +175,7 @@ impl ClickHouseStore {
             client,
             kinds: RwLock::default(),
             known: RwLock::default(),
+            sid_kinds: RwLock::default(),
             app_series: Mutex::default(),
             in_flight: Mutex::default(),
             closed: AtomicBool::new(false),
@@ -382,6 +387,12 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .extend(new_series.keys());
         {
+            let mut kinds = self.sid_kinds.write().unwrap_or_else(|p| p.into_inner());
+            for ((sid, _), agg) in &minutes {
+                kinds.insert(*sid, agg.kind());
+            }
+        }
+        {
             let mut kinds = self.kinds.write().unwrap_or_else(|p| p.into_inner());
             for (name, kind) in new_kinds {
                 kinds
@@ -487,21 +498,29 @@ impl Store for ClickHouseStore {
         let inner = &self.inner;
         let env_filter = env.map_or(String::new(), |e| format!(" AND env = {}", sql::quote(e)));
         let rows: Result<Vec<SeriesRow>, _> = inner.client.select(&format!(
-            "SELECT DISTINCT sid, env, tag_keys, tag_values FROM {}.series \
+            "SELECT DISTINCT sid, env, kind, tag_keys, tag_values FROM {}.series \
              WHERE app = {} AND name = {}{env_filter} ORDER BY sid",
             inner.db(),
             sql::quote(app),
             sql::quote(name)
         ));
         match rows {
-            Ok(rows) => rows
-                .into_iter()
-                .map(|r| SeriesInfo {
-                    id: r.sid,
-                    env: r.env,
-                    tags: tags_of(r.tag_keys, r.tag_values),
-                })
-                .collect(),
+            Ok(rows) => {
+                let mut kinds = inner.sid_kinds.write().unwrap_or_else(|p| p.into_inner());
+                for r in &rows {
+                    if let Some(k) = Kind::from_code(r.kind) {
+                        kinds.insert(r.sid, k);
+                    }
+                }
+                drop(kinds);
+                rows.into_iter()
+                    .map(|r| SeriesInfo {
+                        id: r.sid,
+                        env: r.env,
+                        tags: tags_of(r.tag_keys, r.tag_values),
+                    })
+                    .collect()
+            }
             Err(e) => {
                 tracing::error!("reading series from ClickHouse: {e}");
                 Vec::new()

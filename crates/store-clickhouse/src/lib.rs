@@ -16,6 +16,7 @@ mod meta;
 mod schema;
 pub mod sql;
 mod target;
+mod writer;
 
 pub use target::Target;
 
@@ -31,6 +32,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -115,6 +117,8 @@ pub(crate) struct Inner {
     app_series: Mutex<HashMap<String, usize>>,
     /// Batch keys being stored by this server right now.
     in_flight: Mutex<HashSet<u64>>,
+    /// Queue of the group-commit writer; `None` once closed.
+    writer: Mutex<Option<SyncSender<writer::Job>>>,
     closed: AtomicBool,
     stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
 }
@@ -170,6 +174,7 @@ impl ClickHouseStore {
     pub fn open(cfg: ClickHouseConfig) -> Result<ClickHouseStore, StoreError> {
         let client = Client::new(cfg.target.clone());
         schema::migrate(&client)?;
+        let (tx, rx) = sync_channel(1024);
         let inner = Arc::new(Inner {
             cfg,
             client,
@@ -178,6 +183,7 @@ impl ClickHouseStore {
             sid_kinds: RwLock::default(),
             app_series: Mutex::default(),
             in_flight: Mutex::default(),
+            writer: Mutex::new(Some(tx)),
             closed: AtomicBool::new(false),
             stop: Arc::new((Mutex::new(false), std::sync::Condvar::new())),
         });
@@ -187,9 +193,15 @@ impl ClickHouseStore {
                 .name("minutely-ch-maintenance".into())
                 .spawn(move || maintenance::run(inner))?
         };
+        let group_writer = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("minutely-ch-writer".into())
+                .spawn(move || writer::run(inner, rx))?
+        };
         Ok(ClickHouseStore {
             inner,
-            threads: Mutex::new(vec![worker]),
+            threads: Mutex::new(vec![worker, group_writer]),
         })
     }
 
@@ -268,7 +280,14 @@ impl Inner {
         Ok(n)
     }
 
-    fn push_points(&self, req: PushRequest, batch: u64) -> Result<PushOutcome, StoreError> {
+    /// Stores the points under `batch`; `key` is set when it is the
+    /// client's batch key, to be remembered with the points.
+    fn push_points(
+        &self,
+        req: PushRequest,
+        batch: u64,
+        key: Option<u64>,
+    ) -> Result<PushOutcome, StoreError> {
         let (app, env) = (req.app.as_str(), req.env.as_str());
         let sids: Vec<SeriesId> = req
             .points
@@ -367,21 +386,35 @@ impl Inner {
                 .strs(&p.tags.iter().map(|(k, _)| k).collect::<Vec<_>>())
                 .strs(&p.tags.iter().map(|(_, v)| v).collect::<Vec<_>>());
         }
-        self.client.insert(
-            "series",
-            "app, env, name, kind, sid, tag_keys, tag_values",
-            &series_rows.buf,
-        )?;
         let mut rows = sql::RowBinary::default();
         for ((sid, minute), agg) in &minutes {
             rows.u64(*sid).u32(*minute as u32).u64(batch);
             aggs::encode(&mut rows, agg);
         }
-        self.client.insert(
-            "points",
-            &format!("sid, minute, batch, {}", aggs::COLUMNS),
-            &rows.buf,
-        )?;
+        let mut batches = sql::RowBinary::default();
+        if let Some(key) = key {
+            batches
+                .u64(key)
+                .u64(outcome.accepted as u64)
+                .u32(now_secs() as u32);
+        }
+        let (reply, answer) = sync_channel(1);
+        self.writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(StoreError::Closed)?
+            .send(writer::Job {
+                series: series_rows.buf,
+                points: rows.buf,
+                batches: batches.buf,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        answer
+            .recv()
+            .map_err(|_| StoreError::Closed)?
+            .map_err(StoreError::Engine)?;
         self.known
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -434,7 +467,7 @@ impl Store for ClickHouseStore {
             .as_deref()
             .map(|b| batch_id(&req.app, &req.env, b))
         else {
-            return inner.push_points(req, random_u64()?);
+            return inner.push_points(req, random_u64()?, None);
         };
         if !inner
             .in_flight
@@ -452,17 +485,7 @@ impl Store for ClickHouseStore {
                     duplicate: true,
                 });
             }
-            let outcome = inner.push_points(req, key)?;
-            if outcome.accepted > 0 {
-                let mut row = sql::RowBinary::default();
-                row.u64(key)
-                    .u64(outcome.accepted as u64)
-                    .u32(now_secs() as u32);
-                inner
-                    .client
-                    .insert("batches", "key, accepted, ts", &row.buf)?;
-            }
-            Ok(outcome)
+            inner.push_points(req, key, Some(key))
         })();
         inner
             .in_flight
@@ -745,6 +768,12 @@ impl Store for ClickHouseStore {
             *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
             cv.notify_all();
         }
+        // The writer finishes what is queued, then stops.
+        self.inner
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         for t in self
             .threads
             .lock()

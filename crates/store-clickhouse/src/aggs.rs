@@ -59,12 +59,22 @@ pub const MERGE: &str = "any(c_kind) AS kind, sum(c_sum) AS sum, sum(c_count) AS
      sumMap(c_neg_keys, c_neg_counts) AS neg, sum(c_zero) AS zero";
 
 /// Collapses copies of one row (a batch written twice) to one.
+/// The same without the sketch columns, for reads of counters and gauges:
+/// array columns are the costly part of both steps.
+pub const MERGE_SCALAR: &str = "any(c_kind) AS kind, sum(c_sum) AS sum, sum(c_count) AS count, \
+     min(c_min) AS min, max(c_max) AS max, argMax(c_last, c_last_ms) AS last, \
+     max(c_last_ms) AS last_ms, sum(c_zero) AS zero";
+
 /// (The inner names differ from the columns': ClickHouse would otherwise
 /// read an alias inside the outer aggregate.)
 pub const COLLAPSE: &str = "any(kind) AS c_kind, any(sum) AS c_sum, any(count) AS c_count, \
      any(min) AS c_min, any(max) AS c_max, any(last) AS c_last, any(last_ms) AS c_last_ms, \
      any(pos_keys) AS c_pos_keys, any(pos_counts) AS c_pos_counts, \
      any(neg_keys) AS c_neg_keys, any(neg_counts) AS c_neg_counts, any(zero) AS c_zero";
+
+pub const COLLAPSE_SCALAR: &str = "any(kind) AS c_kind, any(sum) AS c_sum, any(count) AS c_count, \
+     any(min) AS c_min, any(max) AS c_max, any(last) AS c_last, any(last_ms) AS c_last_ms, \
+     any(zero) AS c_zero";
 
 /// One merged bucket as `sid, ts, MERGE` comes back in RowBinary (binary:
 /// a wide read returns hundreds of thousands of rows, and formatting and
@@ -133,10 +143,12 @@ impl Reader<'_> {
     }
 }
 
-/// Decodes the rows of `SELECT sid, ts, MERGE ... FORMAT RowBinary`.
-pub fn decode_merged(buf: &[u8]) -> Result<Vec<MergedRow>, StoreError> {
+/// Decodes the rows of `SELECT sid, ts, MERGE ... FORMAT RowBinary`
+/// (`MERGE_SCALAR` when `sketch` is false: no sketch columns).
+pub fn decode_merged(buf: &[u8], sketch: bool) -> Result<Vec<MergedRow>, StoreError> {
     let mut r = Reader { buf };
     let mut out = Vec::new();
+    let empty = || (Vec::new(), Vec::new());
     while !r.buf.is_empty() {
         out.push(MergedRow {
             sid: u64::from_le_bytes(r.take()?),
@@ -148,8 +160,8 @@ pub fn decode_merged(buf: &[u8]) -> Result<Vec<MergedRow>, StoreError> {
             max: r.f64()?,
             last: r.f64()?,
             last_ms: i64::from_le_bytes(r.take()?),
-            pos: r.map()?,
-            neg: r.map()?,
+            pos: if sketch { r.map()? } else { empty() },
+            neg: if sketch { r.map()? } else { empty() },
             zero: r.f64()?,
         });
     }
@@ -198,12 +210,24 @@ mod tests {
         rb.i32s([4, 9].into_iter()).f64s([1.0, 1.0].into_iter());
         rb.i32s(std::iter::empty()).f64s(std::iter::empty());
         rb.f64(0.0);
-        let rows = decode_merged(&rb.buf).unwrap();
+        let rows = decode_merged(&rb.buf, true).unwrap();
         assert_eq!(
             (rows[0].sid, rows[0].ts, &rows[0].pos.0),
             (7, 120, &vec![4, 9])
         );
-        assert!(decode_merged(&rb.buf[..rb.buf.len() - 1]).is_err());
+        assert!(decode_merged(&rb.buf[..rb.buf.len() - 1], true).is_err());
+        let mut scalar = RowBinary::default();
+        scalar.u64(8).u32(60).u8(Kind::Counter.code());
+        scalar
+            .f64(5.0)
+            .f64(0.0)
+            .f64(0.0)
+            .f64(0.0)
+            .f64(0.0)
+            .i64(0)
+            .f64(0.0);
+        let rows = decode_merged(&scalar.buf, false).unwrap();
+        assert_eq!(rows[0].to_agg().unwrap(), Agg::Counter(5.0));
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod meta;
 mod schema;
 pub mod sql;
 mod target;
+mod writer;
 
 pub use target::Target;
 
@@ -31,6 +32,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -108,10 +110,15 @@ pub(crate) struct Inner {
     kinds: RwLock<HashMap<(String, String), Kind>>,
     /// Series known to be in ClickHouse's series table.
     known: RwLock<HashSet<SeriesId>>,
+    /// Kinds of series this server has pushed or listed (reads of counters
+    /// and gauges skip the sketch columns).
+    sid_kinds: RwLock<HashMap<SeriesId, Kind>>,
     /// Series count per app, loaded on first use, then counted here.
     app_series: Mutex<HashMap<String, usize>>,
     /// Batch keys being stored by this server right now.
     in_flight: Mutex<HashSet<u64>>,
+    /// Queue of the group-commit writer; `None` once closed.
+    writer: Mutex<Option<SyncSender<writer::Job>>>,
     closed: AtomicBool,
     stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
 }
@@ -136,6 +143,7 @@ struct KindRow {
 struct SeriesRow {
     sid: u64,
     env: String,
+    kind: u8,
     tag_keys: Vec<String>,
     tag_values: Vec<String>,
 }
@@ -166,13 +174,16 @@ impl ClickHouseStore {
     pub fn open(cfg: ClickHouseConfig) -> Result<ClickHouseStore, StoreError> {
         let client = Client::new(cfg.target.clone());
         schema::migrate(&client)?;
+        let (tx, rx) = sync_channel(1024);
         let inner = Arc::new(Inner {
             cfg,
             client,
             kinds: RwLock::default(),
             known: RwLock::default(),
+            sid_kinds: RwLock::default(),
             app_series: Mutex::default(),
             in_flight: Mutex::default(),
+            writer: Mutex::new(Some(tx)),
             closed: AtomicBool::new(false),
             stop: Arc::new((Mutex::new(false), std::sync::Condvar::new())),
         });
@@ -182,9 +193,15 @@ impl ClickHouseStore {
                 .name("minutely-ch-maintenance".into())
                 .spawn(move || maintenance::run(inner))?
         };
+        let group_writer = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("minutely-ch-writer".into())
+                .spawn(move || writer::run(inner, rx))?
+        };
         Ok(ClickHouseStore {
             inner,
-            threads: Mutex::new(vec![worker]),
+            threads: Mutex::new(vec![worker, group_writer]),
         })
     }
 
@@ -263,7 +280,14 @@ impl Inner {
         Ok(n)
     }
 
-    fn push_points(&self, req: PushRequest, batch: u64) -> Result<PushOutcome, StoreError> {
+    /// Stores the points under `batch`; `key` is set when it is the
+    /// client's batch key, to be remembered with the points.
+    fn push_points(
+        &self,
+        req: PushRequest,
+        batch: u64,
+        key: Option<u64>,
+    ) -> Result<PushOutcome, StoreError> {
         let (app, env) = (req.app.as_str(), req.env.as_str());
         let sids: Vec<SeriesId> = req
             .points
@@ -362,25 +386,45 @@ impl Inner {
                 .strs(&p.tags.iter().map(|(k, _)| k).collect::<Vec<_>>())
                 .strs(&p.tags.iter().map(|(_, v)| v).collect::<Vec<_>>());
         }
-        self.client.insert(
-            "series",
-            "app, env, name, kind, sid, tag_keys, tag_values",
-            &series_rows.buf,
-        )?;
         let mut rows = sql::RowBinary::default();
         for ((sid, minute), agg) in &minutes {
             rows.u64(*sid).u32(*minute as u32).u64(batch);
             aggs::encode(&mut rows, agg);
         }
-        self.client.insert(
-            "points",
-            &format!("sid, minute, batch, {}", aggs::COLUMNS),
-            &rows.buf,
-        )?;
+        let mut batches = sql::RowBinary::default();
+        if let Some(key) = key {
+            batches
+                .u64(key)
+                .u64(outcome.accepted as u64)
+                .u32(now_secs() as u32);
+        }
+        let (reply, answer) = sync_channel(1);
+        self.writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(StoreError::Closed)?
+            .send(writer::Job {
+                series: series_rows.buf,
+                points: rows.buf,
+                batches: batches.buf,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        answer
+            .recv()
+            .map_err(|_| StoreError::Closed)?
+            .map_err(StoreError::Engine)?;
         self.known
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .extend(new_series.keys());
+        {
+            let mut kinds = self.sid_kinds.write().unwrap_or_else(|p| p.into_inner());
+            for ((sid, _), agg) in &minutes {
+                kinds.insert(*sid, agg.kind());
+            }
+        }
         {
             let mut kinds = self.kinds.write().unwrap_or_else(|p| p.into_inner());
             for (name, kind) in new_kinds {
@@ -423,7 +467,7 @@ impl Store for ClickHouseStore {
             .as_deref()
             .map(|b| batch_id(&req.app, &req.env, b))
         else {
-            return inner.push_points(req, random_u64()?);
+            return inner.push_points(req, random_u64()?, None);
         };
         if !inner
             .in_flight
@@ -441,17 +485,7 @@ impl Store for ClickHouseStore {
                     duplicate: true,
                 });
             }
-            let outcome = inner.push_points(req, key)?;
-            if outcome.accepted > 0 {
-                let mut row = sql::RowBinary::default();
-                row.u64(key)
-                    .u64(outcome.accepted as u64)
-                    .u32(now_secs() as u32);
-                inner
-                    .client
-                    .insert("batches", "key, accepted, ts", &row.buf)?;
-            }
-            Ok(outcome)
+            inner.push_points(req, key, Some(key))
         })();
         inner
             .in_flight
@@ -487,21 +521,29 @@ impl Store for ClickHouseStore {
         let inner = &self.inner;
         let env_filter = env.map_or(String::new(), |e| format!(" AND env = {}", sql::quote(e)));
         let rows: Result<Vec<SeriesRow>, _> = inner.client.select(&format!(
-            "SELECT DISTINCT sid, env, tag_keys, tag_values FROM {}.series \
+            "SELECT DISTINCT sid, env, kind, tag_keys, tag_values FROM {}.series \
              WHERE app = {} AND name = {}{env_filter} ORDER BY sid",
             inner.db(),
             sql::quote(app),
             sql::quote(name)
         ));
         match rows {
-            Ok(rows) => rows
-                .into_iter()
-                .map(|r| SeriesInfo {
-                    id: r.sid,
-                    env: r.env,
-                    tags: tags_of(r.tag_keys, r.tag_values),
-                })
-                .collect(),
+            Ok(rows) => {
+                let mut kinds = inner.sid_kinds.write().unwrap_or_else(|p| p.into_inner());
+                for r in &rows {
+                    if let Some(k) = Kind::from_code(r.kind) {
+                        kinds.insert(r.sid, k);
+                    }
+                }
+                drop(kinds);
+                rows.into_iter()
+                    .map(|r| SeriesInfo {
+                        id: r.sid,
+                        env: r.env,
+                        tags: tags_of(r.tag_keys, r.tag_values),
+                    })
+                    .collect()
+            }
             Err(e) => {
                 tracing::error!("reading series from ClickHouse: {e}");
                 Vec::new()
@@ -726,6 +768,12 @@ impl Store for ClickHouseStore {
             *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
             cv.notify_all();
         }
+        // The writer finishes what is queued, then stops.
+        self.inner
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         for t in self
             .threads
             .lock()

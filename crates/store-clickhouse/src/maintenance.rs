@@ -10,7 +10,7 @@
 //! once they are rolled up.
 
 use crate::{aggs, meta, now_secs, schema, Inner};
-use minutely_core::Agg;
+use minutely_core::{Agg, Kind};
 use minutely_store::{Resolution, SeriesId, StoreError};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -40,14 +40,20 @@ fn merged_sql(
     res: Resolution,
     minutes: (i64, i64),
     rolled: (i64, i64),
+    sketch: bool,
 ) -> String {
     let step = res.secs();
+    let (collapse, merge) = if sketch {
+        (aggs::COLLAPSE, aggs::MERGE)
+    } else {
+        (aggs::COLLAPSE_SCALAR, aggs::MERGE_SCALAR)
+    };
     let series = series.map_or(String::new(), |s| format!("sid IN ({s}) AND "));
     let mut parts = Vec::new();
     if minutes.0 < minutes.1 {
         parts.push(format!(
             "SELECT sid, minute AS t0, {} FROM {db}.points WHERE {series}minute >= {} AND minute < {} GROUP BY sid, minute, batch",
-            aggs::COLLAPSE,
+            collapse,
             minutes.0,
             minutes.1
         ));
@@ -56,7 +62,7 @@ fn merged_sql(
         parts.push(format!(
             "SELECT sid, ts AS t0, {} FROM {db}.rollups WHERE {series}res = {} \
              AND ts >= {} AND ts < {} GROUP BY sid, ts",
-            aggs::COLLAPSE,
+            collapse,
             res.code(),
             rolled.0,
             rolled.1
@@ -64,7 +70,7 @@ fn merged_sql(
     }
     format!(
         "SELECT sid, toUInt32(intDiv(t0, {step}) * {step}) AS ts, {} FROM ({}) GROUP BY sid, ts",
-        aggs::MERGE,
+        merge,
         parts.join(" UNION ALL ")
     )
 }
@@ -105,8 +111,22 @@ pub fn read(
         .map(u64::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    let sql = merged_sql(inner.db(), Some(&list), res, (split, hi), (lo, split));
-    let rows = aggs::decode_merged(&inner.client.select_binary(&sql)?)?;
+    // Sketch columns only when a series may be a distribution.
+    let sketch = {
+        let kinds = inner.sid_kinds.read().unwrap_or_else(|p| p.into_inner());
+        !series
+            .iter()
+            .all(|s| kinds.get(s).is_some_and(|k| *k != Kind::Distribution))
+    };
+    let sql = merged_sql(
+        inner.db(),
+        Some(&list),
+        res,
+        (split, hi),
+        (lo, split),
+        sketch,
+    );
+    let rows = aggs::decode_merged(&inner.client.select_binary(&sql)?, sketch)?;
     let position: HashMap<SeriesId, usize> =
         series.iter().enumerate().map(|(i, s)| (*s, i)).collect();
     for r in rows {
@@ -177,7 +197,7 @@ fn roll_up(inner: &Inner, res: Resolution, closed: i64) -> Result<(), StoreError
     let end = until.min(start + DAYS_PER_PASS * 86_400);
     while a < end {
         let b = (a + 86_400).min(end);
-        let merged = merged_sql(db, None, res, (a, b), (0, 0));
+        let merged = merged_sql(db, None, res, (a, b), (0, 0), true);
         inner.client.execute(&format!(
             "INSERT INTO {db}.rollups (res, sid, ts, {cols}) \
              SELECT {code}, sid, ts, kind, sum, count, min, max, last, last_ms, \

@@ -29,6 +29,28 @@ struct PushBody<'a> {
     points: Vec<&'a RawValue>,
 }
 
+/// The same body with every point typed at once: one pass over the bytes
+/// when all points are well-formed, the usual case. When one is not, the
+/// body is parsed again as [`PushBody`], point by point, so that the bad
+/// point gets its own error and the others are kept.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypedPushBody {
+    #[serde(default)]
+    env: Option<String>,
+    #[serde(default)]
+    batch: Option<String>,
+    #[serde(default)]
+    app: Option<String>,
+    points: Vec<RawPoint>,
+}
+
+/// A body's points: all typed, or each still raw JSON.
+enum BodyPoints<'a> {
+    Typed(Vec<RawPoint>),
+    Raw(Vec<&'a RawValue>),
+}
+
 /// Reads at most `limit` bytes of the body.
 pub async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
@@ -118,16 +140,25 @@ pub struct ParsedPush {
 }
 
 pub fn parse_push(bytes: &[u8], now: f64, cfg: &crate::ServerConfig) -> ApiResult<ParsedPush> {
-    let parsed: PushBody = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("body is not a valid push: {e}")))?;
-    let env = parsed.env.unwrap_or_else(|| "default".into());
+    let (env, batch, app, body_points) = match serde_json::from_slice::<TypedPushBody>(bytes) {
+        Ok(b) => (b.env, b.batch, b.app, BodyPoints::Typed(b.points)),
+        Err(_) => {
+            let b: PushBody = serde_json::from_slice(bytes)
+                .map_err(|e| ApiError::bad_request(format!("body is not a valid push: {e}")))?;
+            (b.env, b.batch, b.app, BodyPoints::Raw(b.points))
+        }
+    };
+    let env = env.unwrap_or_else(|| "default".into());
     validate_env(&env)?;
-    if let Some(b) = &parsed.batch {
+    if let Some(b) = &batch {
         if b.is_empty() || b.len() > 256 {
             return Err(ApiError::bad_request("batch must be 1-256 characters"));
         }
     }
-    let n = parsed.points.len();
+    let n = match &body_points {
+        BodyPoints::Typed(p) => p.len(),
+        BodyPoints::Raw(p) => p.len(),
+    };
     if n > cfg.max_points_per_batch {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -139,29 +170,39 @@ pub fn parse_push(bytes: &[u8], now: f64, cfg: &crate::ServerConfig) -> ApiResul
     }
     let mut points = Vec::with_capacity(n);
     let mut rejected: Vec<Rejected> = Vec::new();
-    for (index, raw) in parsed.points.iter().enumerate() {
-        let point = serde_json::from_str::<RawPoint>(raw.get())
-            .map_err(|e| Rejected {
+    let mut take = |index: usize, point: Result<RawPoint, Rejected>| {
+        let point = point.and_then(|p| {
+            validate_point(p, now, cfg.late_secs).map_err(|e| Rejected {
                 index,
-                reason: "malformed",
-                message: format!("malformed point: {e}"),
+                reason: reason(&e),
+                message: e.to_string(),
             })
-            .and_then(|p| {
-                validate_point(p, now, cfg.late_secs).map_err(|e| Rejected {
-                    index,
-                    reason: reason(&e),
-                    message: e.to_string(),
-                })
-            });
+        });
         match point {
             Ok(p) => points.push((index, p)),
             Err(r) => rejected.push(r),
         }
+    };
+    match body_points {
+        BodyPoints::Typed(raw) => raw
+            .into_iter()
+            .enumerate()
+            .for_each(|(i, p)| take(i, Ok(p))),
+        BodyPoints::Raw(raw) => {
+            for (index, raw) in raw.iter().enumerate() {
+                let point = serde_json::from_str::<RawPoint>(raw.get()).map_err(|e| Rejected {
+                    index,
+                    reason: "malformed",
+                    message: format!("malformed point: {e}"),
+                });
+                take(index, point);
+            }
+        }
     }
     Ok(ParsedPush {
-        app: parsed.app,
+        app,
         env,
-        batch: parsed.batch,
+        batch,
         points,
         rejected,
     })
@@ -235,6 +276,19 @@ mod tests {
     const NOW: f64 = 1_764_100_000.0;
 
     #[test]
+    fn well_formed_bodies_parse_like_point_by_point() {
+        let body = br#"{"env": "prod", "points": [
+            {"kind": "counter", "name": "a", "value": 1, "tags": {"b": "2", "a": "1"}},
+            {"kind": "counter", "name": "a b", "value": 1},
+            {"kind": "gauge", "name": "g", "summary": {"last": 2, "min": 1, "max": 3, "sum": 6, "count": 3}, "ts": 1764100000}]}"#;
+        let p = parse_push(body, NOW, &crate::ServerConfig::default()).unwrap();
+        let (points, rejected) = point_by_point(body).unwrap();
+        assert_eq!(p.points, points);
+        assert_eq!(p.rejected, rejected);
+        assert_eq!((p.points.len(), p.rejected.len()), (2, 1));
+    }
+
+    #[test]
     fn good_and_bad_points_are_split() {
         let body = br#"{"env": "prod", "points": [
             {"kind": "counter", "name": "a", "value": 1},
@@ -297,7 +351,43 @@ mod tests {
         })
     }
 
+    /// The point-by-point parse alone, as every push was parsed before the
+    /// one-pass parse was tried first.
+    fn point_by_point(bytes: &[u8]) -> Option<(Vec<(usize, minutely_core::Point)>, Vec<Rejected>)> {
+        let body: PushBody = serde_json::from_slice(bytes).ok()?;
+        let (mut points, mut rejected) = (Vec::new(), Vec::new());
+        for (index, raw) in body.points.iter().enumerate() {
+            match serde_json::from_str::<RawPoint>(raw.get()) {
+                Ok(p) => match validate_point(p, NOW, minutely_core::validate::DEFAULT_LATE_SECS) {
+                    Ok(p) => points.push((index, p)),
+                    Err(e) => rejected.push(Rejected {
+                        index,
+                        reason: reason(&e),
+                        message: e.to_string(),
+                    }),
+                },
+                Err(e) => rejected.push(Rejected {
+                    index,
+                    reason: "malformed",
+                    message: format!("malformed point: {e}"),
+                }),
+            }
+        }
+        Some((points, rejected))
+    }
+
     proptest! {
+        /// Whether every point is well-formed (one pass) or not (point by
+        /// point), the outcome is what the point-by-point parse gives.
+        #[test]
+        fn one_pass_agrees_with_point_by_point(points in prop::collection::vec(json_value(), 0..20)) {
+            let body = serde_json::json!({"points": points}).to_string();
+            let p = parse_push(body.as_bytes(), NOW, &crate::ServerConfig::default()).unwrap();
+            let (points, rejected) = point_by_point(body.as_bytes()).unwrap();
+            prop_assert_eq!(p.points, points);
+            prop_assert_eq!(p.rejected, rejected);
+        }
+
         /// Arbitrary bytes never panic the parser.
         #[test]
         fn never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..300)) {

@@ -138,3 +138,37 @@ pub async fn send(
     .await?;
     Ok((status, Json(answer)).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{header, HeaderValue};
+
+    fn typed(ctype: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        h
+    }
+
+    #[test]
+    fn requests_parse_from_json_and_yaml_and_refuse_unknown_keys() {
+        let r = parse_request(
+            &typed("application/json"),
+            br#"{"alert": "orders", "channel_index": 1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.alert.as_deref(), r.channel_index, r.channel.is_none()),
+            (Some("orders"), Some(1), true)
+        );
+        let r = parse_request(
+            &typed("application/yaml"),
+            b"channel: {type: slack, url: 'https://hooks.example/x'}\n",
+        )
+        .unwrap();
+        assert_eq!(r.channel.map(|c| c.kind()), Some("slack"));
+        let e = parse_request(&typed("application/json"), br#"{"chanel": {}}"#).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(e.message.contains("chanel"), "{}", e.message);
+    }
+}

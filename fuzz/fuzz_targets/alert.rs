@@ -33,7 +33,8 @@ fuzz_target!(|data: &[u8]| {
     // Stored without its app, as the API does.
     def.app = None;
     let json = serde_json::to_vec(&def).expect("an accepted alert serialises");
-    let back = parse_body(&typed("application/json"), &json, "shop").expect("stored form reads back");
+    let back =
+        parse_body(&typed("application/json"), &json, "shop").expect("stored form reads back");
     assert_eq!(back, def, "round trip through JSON");
     let yaml = serde_norway::to_string(&def).expect("an accepted alert exports");
     let back = parse_body(&typed("application/yaml"), yaml.as_bytes(), "shop")

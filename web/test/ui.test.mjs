@@ -500,6 +500,9 @@ test("the alert preview draws what a baseline compares with: the week-ago trigge
   await p.selectOption("#f-field", "sum");
   await p.selectOption("#f-env", "production");
   await p.fill("#f-tags", "region:*");
+  // No warm-up: the first minute that holds opens an incident, which ties
+  // what the chart draws to what the server's evaluator judges.
+  await p.fill("#f-warm-up-minutes", "0");
   const guidesOf = async (want) => {
     await p.waitForFunction((w) => JSON.parse(document.querySelector("#preview-plot")?.dataset.guides || "[]").some((g) => g.label === w), want);
     return p.$eval("#preview-plot", (e) => ({ ...e.dataset, legend: [...e.querySelectorAll(".legend-guide")].map((l) => l.textContent) }));
@@ -518,6 +521,9 @@ test("the alert preview draws what a baseline compares with: the week-ago trigge
   assert.ok(Number(week.guideSegments) >= 1, JSON.stringify(week));
   assert.deepEqual(week.legend, ["ui_visits eu: a week ago −50%"]);
   assert.equal(week.threshold, "", "no threshold line for a baseline");
+  // The first minute below its level is minute 5 (9 < 20 / 2).
+  const opened = () => p.$$eval("#preview-incidents tr[data-opened]", (rs) => rs.map((r) => Number(r.dataset.opened)));
+  assert.deepEqual(await opened(), [T0 + 300]);
 
   // Above the mean of the 3 minutes before plus 2 population standard
   // deviations: the band where 2 or more of those minutes have data.
@@ -541,8 +547,9 @@ test("the alert preview draws what a baseline compares with: the week-ago trigge
     assert.equal(got[0], want[i][0]);
     assert.ok(close(got[1], want[i][1]) && close(got[2], want[i][2]), `${JSON.stringify(got)} vs ${JSON.stringify(want[i])}`);
   });
-  // Minute 6 (30) lies above its band.
-  assert.ok(want.find(([t]) => t === T0 + 360)[1] < 30);
+  // Minute 6 (30) is the only one above its band's upper edge.
+  assert.deepEqual(want.filter(([t, upper]) => (now[(t - T0) / 60] ?? 0) > upper).map(([t]) => t), [T0 + 360]);
+  assert.deepEqual(await opened(), [T0 + 360]);
   assert.ok(Number(rolling.guideSegments) >= 2, JSON.stringify(rolling));
   await p.screenshot({ path: join(shots, "alert-baseline.png"), fullPage: true });
   assert.deepEqual(p.errors, []);

@@ -4,7 +4,8 @@
 // notification per channel); the incident history.
 
 import uPlot from "uplot";
-import { collect, Dashboard, drawGraph, globMatch, Graph, Marker, plan, Range } from "./charts";
+import { byTime, Raw, rollingGuides, WEEK, weekAgoGuides } from "./baseline";
+import { collect, Dashboard, drawGraph, globMatch, Graph, Guide, label, Marker, plan, Range } from "./charts";
 import { api, ApiError, FIELDS, fmtTime, formatValue, h, Metric, qs } from "./util";
 
 /** What the alert pages need from the application shell. */
@@ -514,19 +515,42 @@ export async function alertEditorView(ctx: Ctx, id?: string) {
     const graph: Graph = { title: d.metric, draw_null_as_zero: d.no_data !== "keep", metrics: [{ name: d.metric, fields: fieldName ? [fieldName] : [], tags: d.tags, group_by: groupBy }] };
     const dash: Dashboard = { title: "", env: d.env, graphs: [graph] };
     const planned = plan(dash, ctx.app, range, []);
-    const [q, p] = await Promise.allSettled([
+    // A baseline's comparison needs more data: the same minutes a week
+    // earlier, or the rolling window before the range.
+    const cond = d.condition;
+    const week = cond.baseline === "week_ago" && Number.isFinite(cond.change_pct);
+    const windowMin = cond.window_minutes ?? NaN;
+    const rolling = cond.baseline === "rolling" && Number.isInteger(windowMin) && windowMin >= 2 && windowMin <= 10080 && Number.isFinite(cond.deviations) && cond.deviations! >= 0;
+    const baseRange: Range | null = !kind ? null
+      : week ? { from: range.from - WEEK, to: range.to - WEEK, step: 60 }
+      : rolling ? { from: range.from - windowMin * 60, to: range.to, step: 60 }
+      : null;
+    const basePlanned = baseRange ? plan(dash, ctx.app, baseRange, []) : [];
+    const [q, p, b] = await Promise.allSettled([
       kind ? api("POST", "/api/v1/query", JSON.stringify({ queries: planned.map((x) => x.query) })) : Promise.resolve({ results: [{ series: [] }] }),
       api("POST", `/api/v1/alerts/preview${qs({ app: ctx.app, from: String(range.from), to: String(range.to) })}`, src.body, src.type),
+      basePlanned.length ? api("POST", "/api/v1/query", JSON.stringify({ queries: basePlanned.map((x) => x.query) })) : Promise.resolve(null),
     ]);
     if (mine !== generation) return;
     const incidents: any[] = p.status === "fulfilled" ? p.value.incidents : [];
-    previewMsg.replaceChildren(...(p.status === "rejected" ? [ctx.errorBox(p.reason)] : []));
+    previewMsg.replaceChildren(...(p.status === "rejected" ? [ctx.errorBox(p.reason)] : []), ...(b.status === "rejected" ? [ctx.errorBox(b.reason)] : []));
     const results = q.status === "fulfilled" ? q.value.results : planned.map(() => ({ error: String(q.reason?.message ?? q.reason) }));
     const data = collect(dash, planned, results, range);
     const markers: Marker[] = incidents.map((i) => ({ from: i.opened_at, to: i.closed_at, label: series(i.env, i.tags) }));
-    const thr = d.condition.baseline ? null : d.condition.threshold ?? null;
+    const thr = cond.baseline ? null : cond.threshold ?? null;
+    let guides: Guide[] = [];
+    const base = b.status === "fulfilled" ? b.value?.results?.[0] : null;
+    if (base && !base.error) {
+      // Week-ago minutes are moved onto the current time axis.
+      const raws: Raw[] = (base.series ?? []).map((s: any) => ({
+        line: label(graph.label, d.metric, base.field || fieldName, s.tags ?? {}, false),
+        byTs: byTime(s.points, week ? WEEK : 0),
+      }));
+      guides = week ? weekAgoGuides(raws, data[0].times, cond.change_pct!) : rollingGuides(raws, data[0].times, windowMin, cond.deviations!);
+    }
+    plotBox.dataset.baseline = guides.length ? cond.baseline ?? "" : "";
     plot?.destroy();
-    plot = drawGraph(plotBox, { ...graph, label: "%name% " + groupBy.map((k) => `%${k}%`).join(" ") }, data[0], 60, { onZoom: () => {}, threshold: thr, markers });
+    plot = drawGraph(plotBox, { ...graph, label: "%name% " + groupBy.map((k) => `%${k}%`).join(" ") }, data[0], 60, { onZoom: () => {}, threshold: thr, markers, guides });
     plotBox.dataset.threshold = thr === null ? "" : String(thr);
     previewList.replaceChildren(
       p.status === "rejected"
@@ -572,7 +596,7 @@ export async function alertEditorView(ctx: Ctx, id?: string) {
       h("div", { class: "card" },
         h("div", { class: "toolbar" }, h("h2", {}, "Preview"), h("span", { class: "spacer" }), ...rangeButtons,
           h("button", { type: "button", id: "preview", onclick: () => void preview() }, "Refresh")),
-        h("p", { class: "muted" }, "The metric per minute and series, the threshold, and the incidents this alert would have opened over stored data."),
+        h("p", { class: "muted" }, "The metric per minute and series, the threshold or what the baseline compares with (dashed: the week-ago level that triggers, or the rolling band), and the incidents this alert would have opened over stored data."),
         previewMsg,
         plotBox,
         previewList,

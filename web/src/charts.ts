@@ -190,6 +190,20 @@ export interface Marker {
   label: string;
 }
 
+/**
+ * A dashed line with one value per time of the graph (`null`: no line
+ * there), e.g. what an alert's baseline compares with; with `lower`, a
+ * band shaded between the two edges.
+ */
+export interface Guide {
+  /** Legend text. */
+  label: string;
+  /** The label of the data line it belongs to (it takes that line's colour). */
+  line?: string;
+  values: (number | null)[];
+  lower?: (number | null)[];
+}
+
 export interface ChartHooks {
   /** Called with a time range when the user drags over a chart. */
   onZoom: (from: number, to: number) => void;
@@ -197,13 +211,82 @@ export interface ChartHooks {
   threshold?: number | null;
   /** Shaded spans (incidents). */
   markers?: Marker[];
+  /** Dashed lines or bands over the data (an alert's baseline). */
+  guides?: Guide[];
 }
 
 const MARKER_FILL = "rgba(239, 68, 68, 0.16)";
 const MARKER_EDGE = "rgba(239, 68, 68, 0.75)";
 
+/** Traces `values` (at `times`) as one path, lifting the pen over nulls; returns the segments drawn. */
+function tracePath(u: uPlot, times: number[], values: (number | null)[]): number {
+  const ctx = u.ctx;
+  let segments = 0;
+  let pen = false;
+  ctx.beginPath();
+  values.forEach((v, i) => {
+    if (v === null || !Number.isFinite(v)) {
+      pen = false;
+      return;
+    }
+    const x = u.valToPos(times[i], "x", true);
+    const y = u.valToPos(v, "y", true);
+    if (pen) ctx.lineTo(x, y);
+    else {
+      ctx.moveTo(x, y);
+      segments++;
+    }
+    pen = true;
+  });
+  ctx.stroke();
+  return segments;
+}
+
+/** Shades between a band's edges where both have values. */
+function fillBand(u: uPlot, times: number[], upper: (number | null)[], lower: (number | null)[]) {
+  const ctx = u.ctx;
+  let start = -1;
+  const close = (end: number) => {
+    if (start < 0 || end - start < 2) return;
+    ctx.beginPath();
+    for (let i = start; i < end; i++) ctx.lineTo(u.valToPos(times[i], "x", true), u.valToPos(upper[i]!, "y", true));
+    for (let i = end - 1; i >= start; i--) ctx.lineTo(u.valToPos(times[i], "x", true), u.valToPos(lower[i]!, "y", true));
+    ctx.closePath();
+    ctx.fill();
+  };
+  upper.forEach((v, i) => {
+    const both = v !== null && lower[i] !== null && Number.isFinite(v) && Number.isFinite(lower[i]);
+    if (both && start < 0) start = i;
+    if (!both) {
+      close(i);
+      start = -1;
+    }
+  });
+  close(upper.length);
+}
+
+/** Draws the baseline guides, each in the colour of the line with its label. */
+function drawGuides(u: uPlot, box: HTMLElement, data: GraphData, guides: Guide[]) {
+  const ctx = u.ctx;
+  let segments = 0;
+  guides.forEach((g, gi) => {
+    const li = data.lines.findIndex((l) => l.label === g.line);
+    const color = PALETTE[(li >= 0 ? li : gi) % PALETTE.length];
+    if (g.lower) {
+      ctx.fillStyle = color + "22";
+      fillBand(u, data.times, g.values, g.lower);
+    }
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 1.5 * devicePixelRatio;
+    ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
+    segments += tracePath(u, data.times, g.values);
+    if (g.lower) segments += tracePath(u, data.times, g.lower);
+  });
+  box.dataset.guideSegments = String(segments);
+}
+
 /** Draws the threshold line and the incident spans; records what it drew on `box` for tests. */
-function drawOverlays(u: uPlot, box: HTMLElement, hooks: ChartHooks) {
+function drawOverlays(u: uPlot, box: HTMLElement, hooks: ChartHooks, data: GraphData) {
   const ctx = u.ctx;
   const { left, top, width, height } = u.bbox;
   const xmin = u.scales.x.min ?? 0;
@@ -233,7 +316,14 @@ function drawOverlays(u: uPlot, box: HTMLElement, hooks: ChartHooks) {
     ctx.stroke();
     box.dataset.thresholdY = String(Math.round(y / devicePixelRatio));
   }
+  if (hooks.guides?.length) drawGuides(u, box, data, hooks.guides);
   ctx.restore();
+}
+
+/** The lowest and highest value of the guides, to keep them in view. */
+function guideExtent(guides: Guide[]): [number, number] | null {
+  const all = guides.flatMap((g) => [...g.values, ...(g.lower ?? [])]).filter((v): v is number => v !== null && Number.isFinite(v));
+  return all.length ? [Math.min(...all), Math.max(...all)] : null;
 }
 
 /** Draws a graph into `box` (replacing what was there); returns the uPlot, if any. */
@@ -286,6 +376,13 @@ export function drawGraph(box: HTMLElement, g: Graph, data: GraphData, step: num
   };
   // The top of the stack is drawn first so the lower areas show over it.
   const order = area ? [...data.lines.keys()].reverse() : [...data.lines.keys()];
+  const guides = hooks.guides ?? [];
+  const guided = guideExtent(guides);
+  // What the guides hold, by time, for tests: [[t, value, lower?], ...] per guide.
+  box.dataset.guides = JSON.stringify(guides.map((g) => ({
+    label: g.label,
+    points: data.times.flatMap((t, i) => (g.values[i] === null ? [] : [g.lower ? [t, g.values[i], g.lower[i]] : [t, g.values[i]]])),
+  })));
   const width = Math.max(200, box.clientWidth || 400);
   const tip = h("div", { class: "tooltip", hidden: true });
   const axisColor = cssVar("--muted");
@@ -306,9 +403,10 @@ export function drawGraph(box: HTMLElement, g: Graph, data: GraphData, step: num
         : {
             range: (_u, min, max) => {
               // The threshold stays in view even when the data is far from it.
+              // So do the guides.
               const t = hooks.threshold ?? null;
-              const lo = Math.min(0, min, t ?? 0);
-              const hi = Math.max(max, t ?? max);
+              const lo = Math.min(0, min, t ?? 0, guided?.[0] ?? 0);
+              const hi = Math.max(max, t ?? max, guided?.[1] ?? max);
               return [lo, hi > 0 ? hi * 1.1 : 1];
             },
           },
@@ -363,7 +461,7 @@ export function drawGraph(box: HTMLElement, g: Graph, data: GraphData, step: num
           tip.style.left = `${Math.min(left + 12, Math.max(0, u.over.clientWidth - tip.offsetWidth))}px`;
         },
       ],
-      draw: [(u) => drawOverlays(u, box, hooks)],
+      draw: [(u) => drawOverlays(u, box, hooks, data)],
       setSelect: [
         (u) => {
           if (u.select.width > 4) {
@@ -387,6 +485,9 @@ export function drawGraph(box: HTMLElement, g: Graph, data: GraphData, step: num
     h("div", { class: "legend" },
       data.lines.map((l, li) =>
         h("span", { class: "legend-item" }, h("span", { class: "swatch", style: `background:${PALETTE[li % PALETTE.length]}` }), l.label),
+      ),
+      guides.slice(0, 5).map((g) =>
+        h("span", { class: "legend-item legend-guide" }, h("span", { class: "swatch swatch-dashed", style: `border-color:${PALETTE[Math.max(0, data.lines.findIndex((l) => l.label === g.line)) % PALETTE.length]}` }), g.label),
       ),
       incidents.slice(0, 5).map((label) =>
         h("span", { class: "legend-item legend-incident" }, h("span", { class: "swatch", style: `background:${MARKER_EDGE}` }), `incident: ${label}`),

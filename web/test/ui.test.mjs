@@ -28,7 +28,8 @@ let server, url, browser, tmp;
 
 before(async () => {
   tmp = mkdtempSync(join(tmpdir(), "minutely-ui-"));
-  server = spawn(bin, ["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir", join(tmp, "data"), "--statsd", "off", "--alerts-clock", "manual"], {
+  // A late window over a week: the baseline test pushes minutes of a week ago.
+  server = spawn(bin, ["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir", join(tmp, "data"), "--statsd", "off", "--alerts-clock", "manual", "--late-window-secs", String(9 * 86400)], {
     env: {
       ...process.env,
       MINUTELY_ADMIN_KEY: ADMIN,
@@ -480,6 +481,77 @@ test("alert names and incident text are shown as text, never as markup", async (
   await p.waitForSelector("tr[data-alert='ui-orders-stopped']");
   assert.equal(await p.$(`tr[data-alert='${id}']`), null);
   assert.ok(!(await call("GET", "/api/v1/alerts?app=webshop")).alerts.some((a) => a.id === id));
+  assert.deepEqual(p.errors, []);
+});
+
+test("the alert preview draws what a baseline compares with: the week-ago trigger level, the rolling band", async () => {
+  const WEEK = 7 * 86400;
+  // ui_visits in region eu, minutes 0-9 of T0 and the same minutes a week earlier.
+  const now = [10, 12, 8, 10, 11, 9, 30, 10, 2, 10];
+  const ago = [20, 20, 16, 20, 4, 20, 20, 20, 20, 10];
+  const point = (t, value) => ({ kind: "counter", name: "ui_visits", value, tags: { region: "eu" }, ts: t + 10 });
+  const points = [...now.map((v, m) => point(T0 + m * 60, v)), ...ago.map((v, m) => point(T0 - WEEK + m * 60, v))];
+  assert.equal((await call("POST", "/api/v1/push", { app: "webshop", env: "production", points })).accepted, 20);
+
+  const p = await signedIn();
+  await p.goto(`${url}/#/alerts/new`);
+  await p.fill("#f-name", "UI visits baseline");
+  await p.selectOption("#f-metric", "ui_visits");
+  await p.selectOption("#f-field", "sum");
+  await p.selectOption("#f-env", "production");
+  await p.fill("#f-tags", "region:*");
+  // No warm-up: the first minute that holds opens an incident, which ties
+  // what the chart draws to what the server's evaluator judges.
+  await p.fill("#f-warm-up-minutes", "0");
+  const guidesOf = async (want) => {
+    await p.waitForFunction((w) => JSON.parse(document.querySelector("#preview-plot")?.dataset.guides || "[]").some((g) => g.label === w), want);
+    return p.$eval("#preview-plot", (e) => ({ ...e.dataset, legend: [...e.querySelectorAll(".legend-guide")].map((l) => l.textContent) }));
+  };
+  const close = (a, b) => Math.abs(a - b) < 1e-9 * Math.max(1, Math.abs(b));
+
+  // A drop of more than half against a week ago: the week-ago minutes, moved
+  // a week on, at half their value (only where the week-ago minute has data).
+  await p.selectOption("select[aria-label='condition type']", "week_ago");
+  await p.selectOption("select[aria-label=operator]", "<");
+  await p.fill("input[aria-label='change percent']", "-50");
+  const week = await guidesOf("ui_visits eu: a week ago −50%");
+  assert.equal(week.baseline, "week_ago");
+  const [wg] = JSON.parse(week.guides);
+  assert.deepEqual(wg.points, ago.map((v, m) => [T0 + m * 60, v - Math.abs(v) * 0.5]));
+  assert.ok(Number(week.guideSegments) >= 1, JSON.stringify(week));
+  assert.deepEqual(week.legend, ["ui_visits eu: a week ago −50%"]);
+  assert.equal(week.threshold, "", "no threshold line for a baseline");
+  // The first minute below its level is minute 5 (9 < 20 / 2).
+  const opened = () => p.$$eval("#preview-incidents tr[data-opened]", (rs) => rs.map((r) => Number(r.dataset.opened)));
+  assert.deepEqual(await opened(), [T0 + 300]);
+
+  // Above the mean of the 3 minutes before plus 2 population standard
+  // deviations: the band where 2 or more of those minutes have data.
+  await p.selectOption("select[aria-label='condition type']", "rolling");
+  await p.selectOption("select[aria-label=operator]", ">");
+  await p.fill("input[aria-label='window minutes']", "3");
+  await p.fill("input[aria-label=deviations]", "2");
+  const rolling = await guidesOf("ui_visits eu: 3-minute mean ± 2 σ");
+  assert.equal(rolling.baseline, "rolling");
+  const want = [];
+  for (let m = 0; m < 15; m++) {
+    const xs = [m - 3, m - 2, m - 1].filter((i) => i >= 0 && i < now.length).map((i) => now[i]);
+    if (xs.length < 2) continue;
+    const mean = xs.reduce((a, b) => a + b) / xs.length;
+    const sd = Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / xs.length);
+    want.push([T0 + m * 60, mean + 2 * sd, mean - 2 * sd]);
+  }
+  const [rg] = JSON.parse(rolling.guides);
+  assert.equal(rg.points.length, want.length, JSON.stringify(rg.points));
+  rg.points.forEach((got, i) => {
+    assert.equal(got[0], want[i][0]);
+    assert.ok(close(got[1], want[i][1]) && close(got[2], want[i][2]), `${JSON.stringify(got)} vs ${JSON.stringify(want[i])}`);
+  });
+  // Minute 6 (30) is the only one above its band's upper edge.
+  assert.deepEqual(want.filter(([t, upper]) => (now[(t - T0) / 60] ?? 0) > upper).map(([t]) => t), [T0 + 360]);
+  assert.deepEqual(await opened(), [T0 + 360]);
+  assert.ok(Number(rolling.guideSegments) >= 2, JSON.stringify(rolling));
+  await p.screenshot({ path: join(shots, "alert-baseline.png"), fullPage: true });
   assert.deepEqual(p.errors, []);
 });
 

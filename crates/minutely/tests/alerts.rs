@@ -488,3 +488,54 @@ fn test_notification_goes_out_at_once_and_reports_the_delivery_error() {
     assert_eq!(code, 403);
     assert_eq!(rx.accepted().len(), 3, "only the three good tests arrived");
 }
+
+#[test]
+fn alerts_of_an_app_that_does_not_exist_are_404() {
+    let s = Server::start_with(&["--alerts-clock", "manual", "--statsd", "off"]);
+    let alert = orders_stopped("http://127.0.0.1:9/x");
+    let channel = json!({"channel": {"type": "webhook", "url": "http://127.0.0.1:9/x"}});
+    let want = "no app \"blog\"; create it with POST /api/v1/apps";
+    let checks = [
+        ("GET", "/api/v1/alerts?app=blog", None),
+        ("POST", "/api/v1/alerts?app=blog", Some(&alert)),
+        ("PUT", "/api/v1/alerts/orders?app=blog", Some(&alert)),
+        ("GET", "/api/v1/alerts/orders?app=blog", None),
+        ("DELETE", "/api/v1/alerts/orders?app=blog", None),
+        ("POST", "/api/v1/alerts/preview?app=blog", Some(&alert)),
+        ("GET", "/api/v1/incidents?app=blog", None),
+        (
+            "POST",
+            "/api/v1/alerts/test-notification?app=blog",
+            Some(&channel),
+        ),
+    ];
+    for (method, path, body) in checks {
+        let (code, v) = s.request(method, path, ADMIN_KEY, body);
+        assert_eq!(
+            (code, v["error"].as_str()),
+            (404, Some(want)),
+            "{method} {path}"
+        );
+    }
+    let (code, _) = s.request(
+        "POST",
+        "/api/v1/apps",
+        ADMIN_KEY,
+        Some(&json!({"name": "blog"})),
+    );
+    assert_eq!(code, 201);
+    let (code, v) = s.request(
+        "PUT",
+        "/api/v1/alerts/orders?app=blog",
+        ADMIN_KEY,
+        Some(&alert),
+    );
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = s.request("GET", "/api/v1/alerts?app=blog", ADMIN_KEY, None);
+    assert_eq!((code, v["alerts"][0]["id"].as_str()), (200, Some("orders")));
+    let (code, v) = s.request("GET", "/api/v1/incidents?app=blog", ADMIN_KEY, None);
+    assert_eq!(
+        (code, v["incidents"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+}

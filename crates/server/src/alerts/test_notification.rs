@@ -4,7 +4,7 @@
 //! channel accepted it, so a wrong URL or SMTP setting shows at once.
 
 use crate::error::{ApiError, ApiResult};
-use crate::keys_api::{body_format, checked_app, BodyFormat};
+use crate::keys_api::{app_exists, body_format, checked_app, BodyFormat};
 use crate::push::read_body;
 use crate::{blocking, Shared};
 use axum::extract::{RawQuery, State};
@@ -24,13 +24,24 @@ const MAX_BODY_BYTES: usize = 64 << 10;
 /// `channel` only names the alert in the message.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TestRequest {
+pub struct TestRequest {
     #[serde(default)]
-    channel: Option<Channel>,
+    pub channel: Option<Channel>,
     #[serde(default)]
-    alert: Option<String>,
+    pub alert: Option<String>,
     #[serde(default)]
-    channel_index: Option<usize>,
+    pub channel_index: Option<usize>,
+}
+
+/// A test-notification body, JSON or YAML by `Content-Type` (no I/O: the
+/// alert it names is looked up afterwards).
+pub fn parse_request(headers: &HeaderMap, body: &[u8]) -> ApiResult<TestRequest> {
+    match body_format(headers)? {
+        BodyFormat::Json => serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid test notification: {e}"))),
+        BodyFormat::Yaml => serde_norway::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid test notification: {e}"))),
+    }
 }
 
 /// The webhook JSON of a test: the keys of a real notification, with
@@ -67,13 +78,9 @@ pub async fn send(
     let caller = st.keys.authenticate(&headers)?;
     let p = super::api::params(q, &["app"])?;
     let app = checked_app(&caller, p.get("app").cloned(), Scope::Admin)?;
+    app_exists(&st, &app)?;
     let body = read_body(body, MAX_BODY_BYTES).await?;
-    let req: TestRequest = match body_format(&headers)? {
-        BodyFormat::Json => serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid test notification: {e}")))?,
-        BodyFormat::Yaml => serde_norway::from_slice(&body)
-            .map_err(|e| ApiError::bad_request(format!("invalid test notification: {e}")))?,
-    };
+    let req = parse_request(&headers, &body)?;
     let (store, rt, now) = (st.store.clone(), st.alerts.clone(), st.now() as i64);
     let (status, answer) = blocking(move || {
         let def: Option<AlertDef> = match &req.alert {
@@ -130,4 +137,38 @@ pub async fn send(
     })
     .await?;
     Ok((status, Json(answer)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{header, HeaderValue};
+
+    fn typed(ctype: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        h
+    }
+
+    #[test]
+    fn requests_parse_from_json_and_yaml_and_refuse_unknown_keys() {
+        let r = parse_request(
+            &typed("application/json"),
+            br#"{"alert": "orders", "channel_index": 1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.alert.as_deref(), r.channel_index, r.channel.is_none()),
+            (Some("orders"), Some(1), true)
+        );
+        let r = parse_request(
+            &typed("application/yaml"),
+            b"channel: {type: slack, url: 'https://hooks.example/x'}\n",
+        )
+        .unwrap();
+        assert_eq!(r.channel.map(|c| c.kind()), Some("slack"));
+        let e = parse_request(&typed("application/json"), br#"{"chanel": {}}"#).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(e.message.contains("chanel"), "{}", e.message);
+    }
 }

@@ -7,20 +7,17 @@
 //! `cargo build --release -p minutely -p minutely-bench && target/release/minutely-bench [--series N] [--minutes M]`
 
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use minutely_bench::process::{dir_size, now, Minutely as Server, ADMIN_KEY, PUSH_KEY};
+use minutely_bench::workload::{minutely_bodies, samples, METRICS};
+use serde_json::Value;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const PUSH_KEY: &str = "bench-push-key";
-const ADMIN_KEY: &str = "bench-admin-key";
 const BATCH: usize = 1_000;
 const CLIENTS: usize = 4;
-const METRICS: usize = 10;
-const REGIONS: [&str; 4] = ["eu-west", "eu-north", "us-east", "ap-south"];
+const LATE_WINDOW_SECS: u64 = 172_800;
 
 struct Args {
     series: usize,
@@ -50,111 +47,8 @@ fn args() -> Result<Args> {
     Ok(a)
 }
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(bin: &Path, dir: &Path) -> Result<Server> {
-        let mut child = Command::new(bin)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--late-window-secs",
-                "172800",
-                "--checkpoint-secs",
-                "300",
-            ])
-            .arg("--data-dir")
-            .arg(dir)
-            .env("MINUTELY_PUSH_KEY", PUSH_KEY)
-            .env("MINUTELY_ADMIN_KEY", ADMIN_KEY)
-            .env("MINUTELY_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let out = child.stdout.take().context("stdout")?;
-        let mut lines = BufReader::new(out).lines();
-        loop {
-            let line = lines.next().context("server exited")??;
-            if let Some(url) = line.strip_prefix("minutely listening on ") {
-                let url = url.trim().to_string();
-                std::thread::spawn(move || lines.for_each(drop));
-                return Ok(Server { child, url });
-            }
-        }
-    }
-
-    fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    }
-
-    fn stop(mut self) -> Result<()> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        let status = self.child.wait()?;
-        if !status.success() {
-            bail!("server exited with {status}");
-        }
-        Ok(())
-    }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Series `i`: metric `i % METRICS` (the first half gauges), tags host and region.
-fn series_point(i: usize, ts: i64, walk: &mut [f64], rng: &mut u64) -> Value {
-    let metric = i % METRICS;
-    let n = i / METRICS;
-    *rng ^= *rng << 13;
-    *rng ^= *rng >> 7;
-    *rng ^= *rng << 17;
-    let r = (*rng % 2001) as f64 / 100.0 - 10.0;
-    let tags = json!({"host": format!("host-{:04}", n / REGIONS.len()), "region": REGIONS[n % REGIONS.len()]});
-    if metric < METRICS / 2 {
-        walk[i] = ((walk[i] + r).abs() * 100.0).round() / 100.0;
-        json!({"kind": "gauge", "name": format!("bench_gauge_{metric}"), "value": walk[i], "ts": ts, "tags": tags})
-    } else {
-        json!({"kind": "counter", "name": format!("bench_counter_{metric}"), "value": (*rng % 10) as f64, "ts": ts, "tags": tags})
-    }
-}
-
 fn build_payloads(series: usize, minutes: usize, start: i64) -> Vec<Vec<u8>> {
-    let mut walk = vec![100.0; series];
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    let mut out = Vec::new();
-    let mut batch = Vec::with_capacity(BATCH);
-    for m in 0..minutes {
-        let ts = start + m as i64 * 60 + 17;
-        for i in 0..series {
-            batch.push(series_point(i, ts, &mut walk, &mut rng));
-            if batch.len() == BATCH {
-                out.push(
-                    serde_json::to_vec(
-                        &json!({"env": "bench", "points": std::mem::take(&mut batch)}),
-                    )
-                    .unwrap_or_default(),
-                );
-            }
-        }
-    }
-    if !batch.is_empty() {
-        out.push(serde_json::to_vec(&json!({"env": "bench", "points": batch})).unwrap_or_default());
-    }
-    out
+    minutely_bodies(&samples(series, minutes, start), BATCH)
 }
 
 fn push_all(url: &str, payloads: Arc<Vec<Vec<u8>>>) -> Result<Duration> {
@@ -190,21 +84,6 @@ fn push_all(url: &str, payloads: Arc<Vec<Vec<u8>>>) -> Result<Duration> {
         w.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
     }
     Ok(started.elapsed())
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            total += if p.is_dir() {
-                dir_size(&p)
-            } else {
-                e.metadata().map_or(0, |m| m.len())
-            };
-        }
-    }
-    total
 }
 
 /// Median and p99 of `reps` runs of a query, in milliseconds.
@@ -245,7 +124,7 @@ fn main() -> Result<()> {
     let payloads = Arc::new(build_payloads(a.series, a.minutes, start));
     let json_bytes: usize = payloads.iter().map(Vec::len).sum();
 
-    let server = Server::start(&a.bin, &tmp)?;
+    let server = Server::start(&a.bin, &tmp, LATE_WINDOW_SECS)?;
     let rss_idle = server.rss_bytes();
     eprintln!(
         "pushing {} requests of {BATCH} points with {CLIENTS} clients ...",
@@ -256,7 +135,7 @@ fn main() -> Result<()> {
     server.stop()?;
     let disk = dir_size(&tmp);
 
-    let server = Server::start(&a.bin, &tmp)?;
+    let server = Server::start(&a.bin, &tmp, LATE_WINDOW_SECS)?;
     let rss_restart = server.rss_bytes();
     // Steady state: every series sends its current minutes, as live clients do.
     let live_minutes = 5;

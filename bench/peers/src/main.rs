@@ -28,6 +28,8 @@ pub const SYSTEMS: [Which; 3] = [Which::Minutely, Which::Victoria, Which::Promet
 const HISTORY_SERIES: usize = METRICS;
 const HISTORY_DAYS: i64 = 30;
 const LIVE_MINUTES: usize = 5;
+/// Points per pre-built chunk of the timed ingest.
+const CHUNK_POINTS: usize = 2_000_000;
 
 pub struct Args {
     pub series: Vec<usize>,
@@ -59,7 +61,12 @@ fn args() -> Result<Args> {
     while let Some(flag) = it.next() {
         let mut val = || it.next().context("flag needs a value");
         match flag.as_str() {
-            "--series" => a.series = vec![val()?.parse()?],
+            "--series" => {
+                a.series = val()?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
             "--growth" => a.series = vec![1_000, 10_000, 100_000],
             "--minutes" => a.minutes = val()?.parse()?,
             "--batch" => a.batch = val()?.parse()?,
@@ -168,7 +175,6 @@ fn run(a: &Args, series: usize, tmp: &Path) -> Result<Run> {
     for m in 0..((day_start - history_start) / 60) {
         g.minute(history_start + m * 60 + 17, HISTORY_SERIES, &mut history);
     }
-    let day = samples(series, a.minutes, day_start);
     let dists = Dists {
         series: series / 10,
         minutes: a.minutes,
@@ -179,57 +185,86 @@ fn run(a: &Args, series: usize, tmp: &Path) -> Result<Run> {
         SYSTEMS.iter().map(|_| CounterTotals::new(series)).collect();
     let mut figures: Vec<Figures> = SYSTEMS.iter().map(|_| Figures::default()).collect();
 
-    // One system at a time: ingest (timed), disk while running and after a
-    // clean stop; then its distributions, and a stop that leaves the data
-    // as a restart finds it.
+    // All three up, each with its month of history (untimed; one client, so
+    // a series' history stays in time order for Prometheus).
+    let mut running = Vec::new();
     for (k, &which) in SYSTEMS.iter().enumerate() {
-        let dir = tmp.join(which.name());
-        let f = &mut figures[k];
-        let sys = Running::start(which, &a.bins, &dir, late_window)?;
-        f.rss_idle = sys.rss();
+        let sys = Running::start(which, &a.bins, &tmp.join(which.name()), late_window)?;
+        figures[k].rss_idle = sys.rss();
         eprintln!("[{series} series] {}: history ...", which.name());
         let hist = bodies(which, &history, a.batch, &mut totals[k]);
-        // One client: a series' history stays in time order for Prometheus.
         push_all(&sys, &hist, 1)?;
         drop(hist);
+        running.push(sys);
+    }
+    for sys in &running {
         sys.settle()?;
-        let day_bodies = bodies(which, &day, a.batch, &mut totals[k]);
-        eprintln!(
-            "[{series} series] {}: pushing {} bodies of {} points with {} clients ...",
-            which.name(),
-            day_bodies.len(),
-            a.batch,
-            a.clients
-        );
-        let took = push_all(&sys, &day_bodies, a.clients)?;
-        drop(day_bodies);
-        f.ingest_points = day.len();
-        f.ingest_secs = took.as_secs_f64();
-        f.stored_points = day.len() + history.len();
+    }
+
+    // The timed day, in chunks of about CHUNK_POINTS built before the clock
+    // starts (memory stays bounded at any series count); each chunk goes to
+    // every system in turn, the order rotating, so the shared machine's
+    // noise falls on all alike.
+    eprintln!(
+        "[{series} series] ingest: {} points, {} per request, {} clients, alternating ...",
+        series * a.minutes,
+        a.batch,
+        a.clients
+    );
+    let chunk_minutes = (CHUNK_POINTS / series).max(1);
+    let mut generator = Generator::new(series);
+    let mut took = vec![Duration::ZERO; SYSTEMS.len()];
+    let mut pushed = 0;
+    for (round, first) in (0..a.minutes).step_by(chunk_minutes).enumerate() {
+        let mut chunk = Vec::with_capacity(series * chunk_minutes);
+        for m in first..(first + chunk_minutes).min(a.minutes) {
+            generator.minute(day_start + m as i64 * 60 + 17, series, &mut chunk);
+        }
+        for j in 0..SYSTEMS.len() {
+            let k = (round + j) % SYSTEMS.len();
+            let b = bodies(SYSTEMS[k], &chunk, a.batch, &mut totals[k]);
+            took[k] += push_all(&running[k], &b, a.clients)?;
+        }
+        pushed += chunk.len();
+    }
+
+    // Disk while running (after a flush where the system has one), and
+    // after a clean stop.
+    for sys in &running {
         sys.flush()?;
-        std::thread::sleep(Duration::from_secs(2));
-        f.disk_running = dir_size(&dir.join("data"));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for (k, sys) in running.into_iter().enumerate() {
+        let f = &mut figures[k];
+        let data = tmp.join(sys.which.name()).join("data");
+        f.ingest_points = pushed;
+        f.ingest_secs = took[k].as_secs_f64();
+        f.stored_points = pushed + history.len();
+        f.disk_running = dir_size(&data);
         sys.stop()?;
-        f.disk_stopped = dir_size(&dir.join("data"));
+        f.disk_stopped = dir_size(&data);
         eprintln!(
             "[{series} series] {}: {:.0} points/s, {:.2} B/point",
-            which.name(),
+            SYSTEMS[k].name(),
             f.ingest_points as f64 / f.ingest_secs,
             f.disk_stopped as f64 / f.stored_points as f64
         );
+    }
+
+    // Distributions (untimed beside the others: different units), then a
+    // clean stop, so the queries find the data as a restart does.
+    for (k, &which) in SYSTEMS.iter().enumerate() {
         let dist_bodies = match which {
-            Which::Minutely => Some(dists.minutely_bodies(a.batch)),
-            Which::Victoria => Some(dists.vm_bodies(a.batch)),
-            Which::Prometheus => None,
+            Which::Minutely => dists.minutely_bodies(a.batch),
+            Which::Victoria => dists.vm_bodies(a.batch),
+            Which::Prometheus => continue,
         };
-        if let Some((dist_bodies, n)) = dist_bodies {
-            let sys = Running::start(which, &a.bins, &dir, late_window)?;
-            eprintln!("[{series} series] {}: distributions ...", which.name());
-            let took = push_all(&sys, &dist_bodies, a.clients)?;
-            f.dist = Some((n, took.as_secs_f64()));
-            sys.flush()?;
-            sys.stop()?;
-        }
+        let sys = Running::start(which, &a.bins, &tmp.join(which.name()), late_window)?;
+        eprintln!("[{series} series] {}: distributions ...", which.name());
+        let took = push_all(&sys, &dist_bodies.0, a.clients)?;
+        figures[k].dist = Some((dist_bodies.1, took.as_secs_f64()));
+        sys.flush()?;
+        sys.stop()?;
     }
 
     // All systems up together: live minutes for every series (steady

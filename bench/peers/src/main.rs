@@ -333,7 +333,7 @@ fn main() -> Result<()> {
         println!("{}", report::growth_table(&runs));
     }
     if let Some(doc) = &a.doc {
-        report::write_section(doc, &text)?;
+        report::write_section(doc, &runs, &text)?;
         eprintln!("written to {}", doc.display());
     }
     Ok(())

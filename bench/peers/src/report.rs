@@ -7,8 +7,21 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-const BEGIN: &str = "<!-- peers-bench:begin (written by bench/peers) -->";
-const END: &str = "<!-- peers-bench:end -->";
+/// The section of a run is marked by its series counts, so a growth run
+/// and a single run each keep their own.
+fn markers(key: &str) -> (String, String) {
+    (
+        format!("<!-- peers-bench:begin {key} (written by bench/peers) -->"),
+        format!("<!-- peers-bench:end {key} -->"),
+    )
+}
+
+pub fn section_key(runs: &[Run]) -> String {
+    runs.iter()
+        .map(|r| r.series.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 fn rate(f: &Figures) -> f64 {
     f.ingest_points as f64 / f.ingest_secs
@@ -231,8 +244,9 @@ fn output(cmd: &str, args: &[&str]) -> String {
 }
 
 pub fn document(a: &Args, runs: &[Run]) -> String {
+    let (begin, end) = markers(&section_key(runs));
     let mut t = String::new();
-    let _ = writeln!(t, "{BEGIN}");
+    let _ = writeln!(t, "{begin}");
     let _ = writeln!(
         t,
         "Run {} on {}. VictoriaMetrics: `{}`; Prometheus: `{}`.\n",
@@ -250,21 +264,22 @@ pub fn document(a: &Args, runs: &[Run]) -> String {
     if runs.len() > 1 {
         let _ = writeln!(t, "{}", growth_table(runs));
     }
-    let _ = writeln!(t, "{END}");
+    let _ = writeln!(t, "{end}");
     t
 }
 
-/// Replaces the marked section of `doc` (or appends it).
-pub fn write_section(doc: &Path, section: &str) -> Result<()> {
+/// Replaces the section of `doc` marked for these runs (or appends it).
+pub fn write_section(doc: &Path, runs: &[Run], section: &str) -> Result<()> {
+    let (begin, end) = markers(&section_key(runs));
     let old = std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
-    let new = match (old.find(BEGIN), old.find(END)) {
+    let new = match (old.find(&begin), old.find(&end)) {
         (Some(b), Some(e)) if e > b => format!(
             "{}{}{}",
             &old[..b],
             section.trim_end(),
-            &old[e + END.len()..]
+            &old[e + end.len()..]
         ),
-        _ => format!("{}\n{}", old.trim_end(), section),
+        _ => format!("{}\n\n{}", old.trim_end(), section),
     };
     std::fs::write(doc, new)?;
     Ok(())

@@ -44,6 +44,6 @@ wait "$bench"
 for name in ingest query; do
   echo "== $name: hottest functions (self time, minutely only)"
   perf report -i "$out/$name.data" --no-children --sort symbol --percent-limit 1.5 --stdio 2>/dev/null \
-    | grep -v '^#' | grep -v '^$' | head -25
+    | grep -v '^#' | grep -v '^$' | sed 's/ *- *- *$//' | head -25
 done
 echo "(raw data and the benchmark's table in $out)"

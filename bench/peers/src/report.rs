@@ -243,6 +243,17 @@ fn output(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// What the program says its version is, or else its Debian package's
+/// (Debian's VictoriaMetrics build prints an empty version).
+fn version(bin: &str, flag: &str, package: &str) -> String {
+    let said = output(bin, &[flag]);
+    if !said.is_empty() {
+        return said;
+    }
+    let pkg = output("dpkg-query", &["-W", "-f", "${Version}", package]);
+    format!("Debian package {package} {pkg}")
+}
+
 pub fn document(a: &Args, runs: &[Run]) -> String {
     let (begin, end) = markers(&section_key(runs));
     let mut t = String::new();
@@ -252,8 +263,16 @@ pub fn document(a: &Args, runs: &[Run]) -> String {
         "Run {} on {}. VictoriaMetrics: `{}`; Prometheus: `{}`.\n",
         output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
         machine(),
-        output(&a.bins.victoria.to_string_lossy(), &["-version"]),
-        output(&a.bins.prometheus.to_string_lossy(), &["--version"]),
+        version(
+            &a.bins.victoria.to_string_lossy(),
+            "-version",
+            "victoria-metrics"
+        ),
+        version(
+            &a.bins.prometheus.to_string_lossy(),
+            "--version",
+            "prometheus"
+        ),
     );
     if !a.command.is_empty() {
         let _ = writeln!(t, "Command: `{}`\n", a.command);

@@ -253,16 +253,30 @@ fn run(a: &Args, series: usize, tmp: &Path) -> Result<Run> {
 
     // Distributions (untimed beside the others: different units), then a
     // clean stop, so the queries find the data as a restart does.
+    // Built and pushed in chunks of minutes like the day, so memory stays
+    // bounded.
+    let dist_chunk_minutes = (CHUNK_POINTS / (5 * dists.series)).max(1);
     for (k, &which) in SYSTEMS.iter().enumerate() {
-        let dist_bodies = match which {
-            Which::Minutely => dists.minutely_bodies(a.batch),
-            Which::Victoria => dists.vm_bodies(a.batch),
-            Which::Prometheus => continue,
-        };
+        if which == Which::Prometheus {
+            continue;
+        }
         let sys = Running::start(which, &a.bins, &tmp.join(which.name()), late_window)?;
         eprintln!("[{series} series] {}: distributions ...", which.name());
-        let took = push_all(&sys, &dist_bodies.0, a.clients)?;
-        figures[k].dist = Some((dist_bodies.1, took.as_secs_f64()));
+        let (mut points, mut took) = (0, Duration::ZERO);
+        for first in (0..dists.minutes).step_by(dist_chunk_minutes) {
+            let part = Dists {
+                series: dists.series,
+                minutes: dist_chunk_minutes.min(dists.minutes - first),
+                start: dists.start + first as i64 * 60,
+            };
+            let (b, n) = match which {
+                Which::Victoria => part.vm_bodies(a.batch),
+                _ => part.minutely_bodies(a.batch),
+            };
+            took += push_all(&sys, &b, a.clients)?;
+            points += n;
+        }
+        figures[k].dist = Some((points, took.as_secs_f64()));
         sys.flush()?;
         sys.stop()?;
     }

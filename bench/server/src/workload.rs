@@ -173,3 +173,61 @@ pub fn minutely_bodies(samples: &[Sample], batch: usize) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workload_is_the_same_every_time() {
+        let a = samples(20, 3, 600);
+        let b = samples(20, 3, 600);
+        assert_eq!(a.len(), 60);
+        assert!(a
+            .iter()
+            .zip(&b)
+            .all(|(x, y)| x.series == y.series && x.ts == y.ts && x.value == y.value));
+        let (mut v1, mut v2) = (Vec::new(), Vec::new());
+        dist_values(7, 600, &mut v1);
+        dist_values(7, 600, &mut v2);
+        assert_eq!(v1, v2);
+        assert_eq!(v1.len(), DIST_VALUES_PER_MINUTE);
+    }
+
+    #[test]
+    fn samples_go_minute_by_minute_with_valid_values() {
+        let s = samples(20, 3, 600);
+        assert!(s.windows(2).all(|w| w[0].ts <= w[1].ts));
+        assert_eq!(s[0].ts, 617);
+        for p in &s {
+            match kind(p.series) {
+                Kind::Gauge => {
+                    assert!(
+                        p.value >= 0.0
+                            && ((p.value * 100.0).round() - p.value * 100.0).abs() < 1e-6
+                    )
+                }
+                Kind::Counter => assert!((0.0..10.0).contains(&p.value)),
+            }
+        }
+        let mut v = Vec::new();
+        dist_values(3, 600, &mut v);
+        assert!(v.iter().all(|x| x.is_finite() && *x > 0.0));
+    }
+
+    #[test]
+    fn push_bodies_are_json_with_every_point() {
+        let s = samples(20, 3, 600);
+        let bodies = minutely_bodies(&s, 25);
+        assert_eq!(bodies.len(), 3);
+        let n: usize = bodies
+            .iter()
+            .map(|b| {
+                let v: serde_json::Value = serde_json::from_slice(b).unwrap();
+                assert_eq!(v["env"], "bench");
+                v["points"].as_array().unwrap().len()
+            })
+            .sum();
+        assert_eq!(n, 60);
+    }
+}

@@ -17,6 +17,7 @@
 //! reports for the database's parts.
 
 use anyhow::{bail, Context, Result};
+use minutely_bench::process::{dir_size, now, ADMIN_KEY, PUSH_KEY};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -25,8 +26,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const PUSH_KEY: &str = "bench-push-key";
-const ADMIN_KEY: &str = "bench-admin-key";
 const BATCH: usize = 1_000;
 const CLIENTS: usize = 4;
 const REGIONS: [&str; 4] = ["eu-west", "eu-north", "us-east", "ap-south"];
@@ -129,12 +128,6 @@ impl Server {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// Series `i`: metric `i % metrics` (the first half gauges), tags host and region.
 fn series_point(i: usize, metrics: usize, ts: i64, walk: &mut [f64], rng: &mut u64) -> Value {
     let metric = i % metrics;
@@ -210,21 +203,6 @@ fn push_all(url: &str, payloads: Arc<Vec<Vec<u8>>>) -> Result<Duration> {
         w.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
     }
     Ok(started.elapsed())
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            total += if p.is_dir() {
-                dir_size(&p)
-            } else {
-                e.metadata().map_or(0, |m| m.len())
-            };
-        }
-    }
-    total
 }
 
 /// Bytes of the database's active parts on every host of a store URL

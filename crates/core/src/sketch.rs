@@ -71,6 +71,14 @@ impl Store {
             self.bins.clone_from(&other.bins);
             return;
         }
+        // A few buckets into many (a query folding minute sketches into one
+        // total): add each in place instead of rebuilding the whole run.
+        if other.bins.len() * 8 <= self.bins.len() {
+            for &(key, count) in &other.bins {
+                self.add(key, count);
+            }
+            return;
+        }
         let (a, b) = (&self.bins, &other.bins);
         let mut out = Vec::with_capacity(a.len() + b.len());
         let (mut i, mut j) = (0, 0);
@@ -375,6 +383,32 @@ mod tests {
             ],
             1..400,
         )
+    }
+
+    /// Folding many small sketches into one (the in-place path) gives the
+    /// same buckets as adding every value to one sketch.
+    #[test]
+    fn small_merges_into_a_large_sketch_equal_adding_everything() {
+        let (mut total, mut direct) = (Sketch::new(), Sketch::new());
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for minute in 0..2_000 {
+            let mut small = Sketch::new();
+            for _ in 0..5 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let v = 10f64.powf((x >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 1.0);
+                let v = if minute % 50 == 0 { -v } else { v };
+                small.add(v);
+                direct.add(v);
+            }
+            total.merge(&small);
+        }
+        assert!(
+            total.pos_bins().len() > 40,
+            "the in-place path was not reached"
+        );
+        assert_eq!(total, direct);
     }
 
     proptest! {

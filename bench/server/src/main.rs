@@ -360,7 +360,9 @@ fn main() -> Result<()> {
     grouped_hours.push(("group_by", "region".into()));
     let mut gauges = base("bench_gauge_0", "last", "60");
     gauges.push(("group_by", "region".into()));
-    let queries: [(String, &[(&str, String)], usize); 5] = [
+    /// What it is, its parameters, how many runs.
+    type Timed<'a> = (String, &'a [(&'a str, String)], usize);
+    let queries: [Timed; 5] = [
         ("one series, 24 h at 1 min".into(), &one, 200),
         ("one series, 30 days at 1 h".into(), &one_month, 200),
         (

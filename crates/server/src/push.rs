@@ -351,9 +351,12 @@ mod tests {
         })
     }
 
+    /// Accepted points and rejections.
+    type Split = (Vec<(usize, minutely_core::Point)>, Vec<Rejected>);
+
     /// The point-by-point parse alone, as every push was parsed before the
     /// one-pass parse was tried first.
-    fn point_by_point(bytes: &[u8]) -> Option<(Vec<(usize, minutely_core::Point)>, Vec<Rejected>)> {
+    fn point_by_point(bytes: &[u8]) -> Option<Split> {
         let body: PushBody = serde_json::from_slice(bytes).ok()?;
         let (mut points, mut rejected) = (Vec::new(), Vec::new());
         for (index, raw) in body.points.iter().enumerate() {

@@ -385,18 +385,18 @@ impl Inner {
             .zip(head_minutes.chunks(chunk))
             .collect();
         type Chunk<T> = Vec<Vec<(i64, T)>>;
-        let read_chunk =
-            |(ids, heads): (&[SeriesId], &[Vec<(i64, T)>])| -> Result<Chunk<T>, StoreError> {
-                let table = txn.open_table(tables::BLOCKS).map_err(engine)?;
-                let mut state = new_state();
-                ids.iter()
-                    .zip(heads)
-                    .map(|(&sid, minutes)| {
-                        let stored = read_stored(&table, &mut state, sid)?;
-                        Ok(overlay(stored, minutes, res, from, &merge))
-                    })
-                    .collect()
-            };
+        type Job<'a, T> = (&'a [SeriesId], &'a [Vec<(i64, T)>]);
+        let read_chunk = |(ids, heads): Job<'_, T>| -> Result<Chunk<T>, StoreError> {
+            let table = txn.open_table(tables::BLOCKS).map_err(engine)?;
+            let mut state = new_state();
+            ids.iter()
+                .zip(heads)
+                .map(|(&sid, minutes)| {
+                    let stored = read_stored(&table, &mut state, sid)?;
+                    Ok(overlay(stored, minutes, res, from, &merge))
+                })
+                .collect()
+        };
         let parts: Vec<Result<Chunk<T>, StoreError>> = if jobs.len() <= 1 {
             jobs.into_iter().map(read_chunk).collect()
         } else {

@@ -269,9 +269,9 @@ function fillBand(u: uPlot, times: number[], upper: (number | null)[], lower: (n
 function drawGuides(u: uPlot, box: HTMLElement, data: GraphData, guides: Guide[]) {
   const ctx = u.ctx;
   let segments = 0;
-  guides.forEach((g, gi) => {
+  guides.forEach((g) => {
     const li = data.lines.findIndex((l) => l.label === g.line);
-    const color = PALETTE[(li >= 0 ? li : gi) % PALETTE.length];
+    const color = PALETTE[Math.max(0, li) % PALETTE.length];
     if (g.lower) {
       ctx.fillStyle = color + "22";
       fillBand(u, data.times, g.values, g.lower);
@@ -378,6 +378,7 @@ export function drawGraph(box: HTMLElement, g: Graph, data: GraphData, step: num
   const order = area ? [...data.lines.keys()].reverse() : [...data.lines.keys()];
   const guides = hooks.guides ?? [];
   const guided = guideExtent(guides);
+  const guideColor = (g: Guide) => PALETTE[Math.max(0, data.lines.findIndex((l) => l.label === g.line)) % PALETTE.length];
   // What the guides hold, by time, for tests: [[t, value, lower?], ...] per guide.
   box.dataset.guides = JSON.stringify(guides.map((g) => ({
     label: g.label,
@@ -455,6 +456,15 @@ export function drawGraph(box: HTMLElement, g: Graph, data: GraphData, step: num
                 h("span", { class: "tip-value" }, formatValue(r.v, fmt, step)),
               ),
             ),
+            // What a baseline compares the minute with: a level, or a band's edges.
+            ...guides.filter((g) => g.values[i] !== null).map((g) =>
+              h("div", { class: "tip-row tip-guide" },
+                h("span", { class: "swatch swatch-dashed", style: `border-color:${guideColor(g)}` }),
+                h("span", { class: "tip-label" }, g.label),
+                h("span", { class: "tip-value" },
+                  g.lower ? `${formatValue(g.lower[i], fmt, step)} – ${formatValue(g.values[i], fmt, step)}` : formatValue(g.values[i], fmt, step)),
+              ),
+            ),
           );
           tip.hidden = false;
           const left = u.valToPos(data.times[i], "x");
@@ -487,7 +497,7 @@ export function drawGraph(box: HTMLElement, g: Graph, data: GraphData, step: num
         h("span", { class: "legend-item" }, h("span", { class: "swatch", style: `background:${PALETTE[li % PALETTE.length]}` }), l.label),
       ),
       guides.slice(0, 5).map((g) =>
-        h("span", { class: "legend-item legend-guide" }, h("span", { class: "swatch swatch-dashed", style: `border-color:${PALETTE[Math.max(0, data.lines.findIndex((l) => l.label === g.line)) % PALETTE.length]}` }), g.label),
+        h("span", { class: "legend-item legend-guide" }, h("span", { class: "swatch swatch-dashed", style: `border-color:${guideColor(g)}` }), g.label),
       ),
       incidents.slice(0, 5).map((label) =>
         h("span", { class: "legend-item legend-incident" }, h("span", { class: "swatch", style: `background:${MARKER_EDGE}` }), `incident: ${label}`),

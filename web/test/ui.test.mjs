@@ -551,6 +551,14 @@ test("the alert preview draws what a baseline compares with: the week-ago trigge
   assert.deepEqual(want.filter(([t, upper]) => (now[(t - T0) / 60] ?? 0) > upper).map(([t]) => t), [T0 + 360]);
   assert.deepEqual(await opened(), [T0 + 360]);
   assert.ok(Number(rolling.guideSegments) >= 2, JSON.stringify(rolling));
+  // Hovering near minute 6 lists the band's edges beside the value.
+  const over = await (await p.$("#preview-plot .u-over")).boundingBox();
+  const to = Math.floor(Date.now() / 60000) * 60;
+  const from = to - 6 * 3600;
+  await p.mouse.move(over.x + (over.width * (T0 + 360 - from)) / (to - 60 - from), over.y + over.height / 2);
+  const tip = await p.waitForSelector("#preview-plot .tooltip:not([hidden])");
+  const guideRow = await tip.$eval(".tip-guide", (r) => r.textContent);
+  assert.match(guideRow, /^ui_visits eu: 3-minute mean ± 2 σ.+ – .+$/);
   await p.screenshot({ path: join(shots, "alert-baseline.png"), fullPage: true });
   assert.deepEqual(p.errors, []);
 });

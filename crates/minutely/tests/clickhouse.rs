@@ -239,6 +239,30 @@ fn two_servers_over_two_shards_answer_like_the_embedded_store() {
         || read_on_b() == 401,
         "the revoked key to stop on the other server",
     );
+
+    // Definitions written through one server are read through the other.
+    let yaml = "name: orders stopped\nmetric: orders\ncondition: {op: '<', threshold: 1}\nwarmup_minutes: 15\nno_data: alert\n";
+    let put = ureq::put(&format!("{}/api/v1/alerts/orders", a.url))
+        .set("Authorization", &format!("Bearer {ADMIN_KEY}"))
+        .set("Content-Type", "application/yaml")
+        .send_string(yaml)
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let (code, alert) = b.request("GET", "/api/v1/alerts/orders", ADMIN_KEY, None);
+    assert_eq!(
+        (code, &alert["name"]),
+        (200, &json!("orders stopped")),
+        "{alert}"
+    );
+    assert_eq!(
+        b.request("DELETE", "/api/v1/alerts/orders", ADMIN_KEY, None)
+            .0,
+        204
+    );
+    assert_eq!(
+        a.request("GET", "/api/v1/alerts/orders", ADMIN_KEY, None).0,
+        404
+    );
 }
 
 fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {

@@ -833,3 +833,36 @@ fn catalogue(inner: &Inner, app: &str, env: Option<&str>) -> Result<Vec<MetricIn
     }
     Ok(out.into_values().collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids are stored in ClickHouse: a change of the hash would split every
+    /// series in two after an upgrade.
+    #[test]
+    fn series_ids_are_stable_and_separate_parts() {
+        let tags = Tags::from_pairs([("region", "eu")]);
+        assert_eq!(
+            series_id("shop", "prod", "orders", &tags),
+            series_id(
+                "shop",
+                "prod",
+                "orders",
+                &Tags::from_pairs([("region", "eu")])
+            )
+        );
+        assert_eq!(
+            series_id("shop", "prod", "orders", &tags),
+            15_089_806_152_425_258_532
+        );
+        assert_ne!(
+            series_id("ab", "c", "n", &Tags::new()),
+            series_id("a", "bc", "n", &Tags::new())
+        );
+        assert_ne!(
+            series_id("shop", "prod", "orders", &tags),
+            series_id("shop", "staging", "orders", &tags)
+        );
+    }
+}

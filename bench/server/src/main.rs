@@ -17,17 +17,17 @@
 //! reports for the database's parts.
 
 use anyhow::{bail, Context, Result};
-use minutely_bench::process::{dir_size, now, ADMIN_KEY, PUSH_KEY};
+use minutely_bench::process::{dir_size, now, Minutely as Server, ADMIN_KEY, PUSH_KEY};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 1_000;
 const CLIENTS: usize = 4;
+/// Covers the pushed day, sent after the fact.
+const LATE_WINDOW_SECS: u64 = 172_800;
 const REGIONS: [&str; 4] = ["eu-west", "eu-north", "us-east", "ap-south"];
 
 struct Args {
@@ -65,67 +65,6 @@ fn args() -> Result<Args> {
         bail!("--metrics must be even and divide --series");
     }
     Ok(a)
-}
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(bin: &Path, dir: &Path, store: Option<&str>) -> Result<Server> {
-        let mut child = Command::new(bin)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--late-window-secs",
-                "172800",
-                "--checkpoint-secs",
-                "300",
-            ])
-            .arg("--data-dir")
-            .arg(dir)
-            .args(store.map(|s| ["--store", s]).into_iter().flatten())
-            .args(["--statsd", "off"])
-            .env("MINUTELY_PUSH_KEY", PUSH_KEY)
-            .env("MINUTELY_ADMIN_KEY", ADMIN_KEY)
-            .env("MINUTELY_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let out = child.stdout.take().context("stdout")?;
-        let mut lines = BufReader::new(out).lines();
-        loop {
-            let line = lines.next().context("server exited")??;
-            if let Some(url) = line.strip_prefix("minutely listening on ") {
-                let url = url.trim().to_string();
-                std::thread::spawn(move || lines.for_each(drop));
-                return Ok(Server { child, url });
-            }
-        }
-    }
-
-    fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    }
-
-    fn stop(mut self) -> Result<()> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        let status = self.child.wait()?;
-        if !status.success() {
-            bail!("server exited with {status}");
-        }
-        Ok(())
-    }
 }
 
 /// Series `i`: metric `i % metrics` (the first half gauges), tags host and region.
@@ -271,7 +210,7 @@ fn push_phase(a: &Args, dir: &Path, start: i64) -> Result<PushFigures> {
     );
     let payloads = Arc::new(build_payloads(a.series, a.metrics, a.minutes, start));
     let json_bytes: usize = payloads.iter().map(Vec::len).sum();
-    let server = Server::start(&a.bin, dir, a.store.as_deref())?;
+    let server = Server::start_on(&a.bin, dir, LATE_WINDOW_SECS, a.store.as_deref())?;
     let rss_idle = server.rss_bytes();
     eprintln!(
         "pushing {} requests of {BATCH} points with {CLIENTS} clients ...",
@@ -321,7 +260,7 @@ fn main() -> Result<()> {
         }
     };
 
-    let server = Server::start(&a.bin, &tmp, a.store.as_deref())?;
+    let server = Server::start_on(&a.bin, &tmp, LATE_WINDOW_SECS, a.store.as_deref())?;
     let rss_restart = server.rss_bytes();
     // Steady state: every series sends its current minutes, as live clients do.
     let live_minutes = 5;

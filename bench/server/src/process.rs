@@ -18,6 +18,16 @@ pub struct Minutely {
 impl Minutely {
     /// `late_window_secs` must cover the oldest point the benchmark pushes.
     pub fn start(bin: &Path, dir: &Path, late_window_secs: u64) -> Result<Minutely> {
+        Minutely::start_on(bin, dir, late_window_secs, None)
+    }
+
+    /// As [`Minutely::start`], on the store at `store` (`--store`) when given.
+    pub fn start_on(
+        bin: &Path,
+        dir: &Path,
+        late_window_secs: u64,
+        store: Option<&str>,
+    ) -> Result<Minutely> {
         let retention_days = (late_window_secs / 86_400 + 2).max(30);
         let mut child = Command::new(bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--statsd", "off"])
@@ -30,6 +40,7 @@ impl Minutely {
             .arg(retention_days.max(400).to_string())
             .arg("--data-dir")
             .arg(dir)
+            .args(store.map(|s| ["--store", s]).into_iter().flatten())
             .env("MINUTELY_PUSH_KEY", PUSH_KEY)
             .env("MINUTELY_ADMIN_KEY", ADMIN_KEY)
             .env("MINUTELY_LOG", "warn")

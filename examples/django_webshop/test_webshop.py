@@ -66,6 +66,11 @@ def test_all_four_metrics_reach_minutely(http, webshop):
     assert abs(p50 - 5) <= 0.05
     # The probe runs every second here (MINUTELY_PROBE_INTERVAL=1) and counts
     # the carts updated in the last minute.
-    shoppers = _wait(lambda: (minutely.flush(5), webshop.value(
-        "active_shoppers", "max", env=ENV, tags=["region:eu"]))[1])
+    # A probe that ran before the last cart was updated may land first:
+    # wait for one that saw them all.
+    def seen_all():
+        minutely.flush(5)
+        v = webshop.value("active_shoppers", "max", env=ENV, tags=["region:eu"])
+        return v if v is not None and v >= 5 else None
+    shoppers = _wait(seen_all)
     assert shoppers is not None and shoppers >= 5

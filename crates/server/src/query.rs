@@ -292,11 +292,9 @@ pub fn run(
             Field::names_for(kind)
         )));
     }
-    let series: Vec<_> = store
-        .series_of(&p.app, p.env.as_deref(), &p.metric)
-        .into_iter()
-        .filter(|s| p.filters.iter().all(|f| f.matches(&s.tags)))
-        .collect();
+    let series = store.series_where(&p.app, p.env.as_deref(), &p.metric, &|tags| {
+        p.filters.iter().all(|f| f.matches(tags))
+    });
     let res = resolution_for(&p.grid, store, now as i64);
     // Data up to `to` (exclusive): a last bucket cut by `to` holds only what came before it.
     let to = p.to;

@@ -286,6 +286,22 @@ pub trait Store: Send + Sync + 'static {
     /// Every series of one metric in an app, in one env or (`None`) all.
     fn series_of(&self, app: &str, env: Option<&str>, name: &str) -> Vec<SeriesInfo>;
 
+    /// [`series_of`](Store::series_of), only the series whose tags `keep`
+    /// accepts (a query's tag filters). The default filters the whole
+    /// list; a store can skip copying the others.
+    fn series_where(
+        &self,
+        app: &str,
+        env: Option<&str>,
+        name: &str,
+        keep: &dyn Fn(&Tags) -> bool,
+    ) -> Vec<SeriesInfo> {
+        self.series_of(app, env, name)
+            .into_iter()
+            .filter(|s| keep(&s.tags))
+            .collect()
+    }
+
     /// Aggregates of each series, per bucket of `res`, for buckets starting
     /// in `[from, to)`, sorted by time. Missing buckets are absent.
     fn read(

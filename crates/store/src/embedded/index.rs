@@ -195,6 +195,18 @@ impl SeriesIndex {
     }
 
     pub fn series_of(&self, app: &str, env: Option<&str>, name: &str) -> Vec<SeriesInfo> {
+        self.series_where(app, env, name, &|_| true)
+    }
+
+    /// [`series_of`](Self::series_of), only the series whose tags `keep`
+    /// accepts: the others are never copied.
+    pub fn series_where(
+        &self,
+        app: &str,
+        env: Option<&str>,
+        name: &str,
+        keep: &dyn Fn(&Tags) -> bool,
+    ) -> Vec<SeriesInfo> {
         let ids: Vec<SeriesId> = match env {
             Some(env) => self
                 .by_metric
@@ -209,13 +221,12 @@ impl SeriesIndex {
                 .collect(),
         };
         ids.iter()
-            .map(|id| {
-                let def = &self.series[id].def;
-                SeriesInfo {
-                    id: *id,
-                    env: def.env.clone(),
-                    tags: def.tags.clone(),
-                }
+            .map(|id| (*id, &self.series[id].def))
+            .filter(|(_, def)| keep(&def.tags))
+            .map(|(id, def)| SeriesInfo {
+                id,
+                env: def.env.clone(),
+                tags: def.tags.clone(),
             })
             .collect()
     }

@@ -593,6 +593,20 @@ impl Store for EmbeddedStore {
             .series_of(app, env, name)
     }
 
+    fn series_where(
+        &self,
+        app: &str,
+        env: Option<&str>,
+        name: &str,
+        keep: &dyn Fn(&minutely_core::Tags) -> bool,
+    ) -> Vec<SeriesInfo> {
+        self.inner
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .series_where(app, env, name, keep)
+    }
+
     fn read(
         &self,
         series: &[SeriesId],

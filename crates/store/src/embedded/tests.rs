@@ -414,3 +414,36 @@ fn parts_read_like_whole_aggregates() {
     let store = open(dir.path());
     check(&store);
 }
+
+/// `series_where` gives what `series_of` gives, filtered, in the same order.
+#[test]
+fn series_where_filters_like_series_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let t = (base() + 5) as f64;
+    let points = ["eu", "us", "eu", "ap"]
+        .iter()
+        .enumerate()
+        .map(|(i, region)| {
+            let host = format!("h{i}");
+            point(
+                Kind::Counter,
+                "orders",
+                t,
+                1.0,
+                &[("region", region), ("host", &host)],
+            )
+        })
+        .collect();
+    store.push(req(None, points)).unwrap();
+    let keep = |tags: &Tags| tags.get("region") == Some("eu");
+    for env in [Some("prod"), None, Some("nope")] {
+        let all: Vec<SeriesInfo> = store
+            .series_of("shop", env, "orders")
+            .into_iter()
+            .filter(|s| keep(&s.tags))
+            .collect();
+        assert_eq!(store.series_where("shop", env, "orders", &keep), all);
+        assert_eq!(all.len(), if env == Some("nope") { 0 } else { 2 });
+    }
+}

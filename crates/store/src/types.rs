@@ -320,6 +320,26 @@ pub trait Store: Send + Sync + 'static {
             .collect())
     }
 
+    /// The merge of each group's series per output bucket: `step` seconds
+    /// from `from` (a multiple of `res`), each stored bucket counting in the
+    /// output bucket where it starts, as a query's grid merges them. Each
+    /// group's buckets are `(bucket start, merged aggregate)`, sorted,
+    /// empty ones absent. Merging across series is what a query does for
+    /// counters and distributions only, so callers ask only for those.
+    /// `None`: this store has nothing faster than [`read`](Store::read)
+    /// and the caller merges (the default).
+    fn read_grouped(
+        &self,
+        groups: &[Vec<SeriesId>],
+        res: Resolution,
+        from: i64,
+        to: i64,
+        step: i64,
+    ) -> Result<Option<Vec<Vec<(i64, Agg)>>>, StoreError> {
+        let _ = (groups, res, from, to, step);
+        Ok(None)
+    }
+
     /// The metrics of an app (all envs when `env` is `None`).
     fn catalogue(&self, app: &str, env: Option<&str>) -> Vec<MetricInfo>;
 

@@ -573,8 +573,13 @@ impl Store for ClickHouseStore {
     ) -> Result<Option<Vec<Vec<(i64, Agg)>>>, StoreError> {
         let inner = &self.inner;
         inner.check_open()?;
-        // The grid must be made of whole stored buckets.
-        if step <= 0 || step % res.secs() != 0 {
+        // The grid must be made of whole stored buckets, and a series can
+        // map to one group only.
+        let mut seen = HashSet::new();
+        if step <= 0
+            || step % res.secs() != 0
+            || !groups.iter().flatten().all(|id| seen.insert(*id))
+        {
             return Ok(None);
         }
         maintenance::read_grouped(inner, groups, res, from, to, step).map(Some)

@@ -109,7 +109,7 @@ fn watermark(inner: &Inner, res: Resolution) -> Result<Option<i64>, StoreError> 
 
 /// What a read of `series` at `res` over `[from, to)` covers: the SQL list
 /// of ids, the split between rollups and minutes, minutes `[lo, hi)`, and
-/// whether sketch columns are needed. `None` when it covers nothing.
+/// whether sketch columns are needed.
 struct Span {
     list: String,
     split: i64,
@@ -118,6 +118,7 @@ struct Span {
     sketch: bool,
 }
 
+/// `None` when the read covers nothing.
 fn span(
     inner: &Inner,
     series: &[SeriesId],

@@ -230,6 +230,12 @@ fn two_writers_match_the_embedded_store_at_every_resolution() {
     assert_same(&embedded, &one, from, to);
     assert_same(&embedded, &two, from, to);
     assert_grouped_same(&two, from, to);
+    // A series in two groups would count in one only: the generic path.
+    assert_eq!(
+        two.read_grouped(&[vec![7], vec![7]], Resolution::Minute, from, to, 60)
+            .unwrap(),
+        None
+    );
     assert_eq!(
         embedded
             .read_grouped(&[vec![1]], Resolution::Minute, from, to, 60)

@@ -325,7 +325,8 @@ pub trait Store: Send + Sync + 'static {
     /// output bucket where it starts, as a query's grid merges them. Each
     /// group's buckets are `(bucket start, merged aggregate)`, sorted,
     /// empty ones absent. Merging across series is what a query does for
-    /// counters and distributions only, so callers ask only for those.
+    /// counters and distributions only, so callers ask only for those. A
+    /// series belongs to one group at most.
     /// `None`: this store has nothing faster than [`read`](Store::read)
     /// and the caller merges (the default).
     fn read_grouped(

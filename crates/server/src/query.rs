@@ -11,8 +11,8 @@ use minutely_core::query::{auto_step, evaluate, evaluate_parts, Across, Grid};
 use minutely_core::tags::TagFilter;
 use minutely_core::time::floor_to;
 use minutely_core::timeparse::parse_time;
-use minutely_core::{Agg, Field, Kind, Part, Tags};
-use minutely_store::{Resolution, Scope, SeriesId, SeriesInfo, Store};
+use minutely_core::{Field, Kind, Part, Tags};
+use minutely_store::{Buckets, Resolution, Scope, SeriesId, SeriesInfo, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -367,7 +367,7 @@ fn merged_groups(
     grid: &Grid,
     res: Resolution,
     to: i64,
-) -> ApiResult<Option<Vec<(Tags, Vec<(i64, Agg)>)>>> {
+) -> ApiResult<Option<Vec<(Tags, Buckets)>>> {
     let mut groups: BTreeMap<Tags, Vec<SeriesId>> = BTreeMap::new();
     for s in series {
         groups

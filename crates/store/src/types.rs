@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 pub type SeriesId = u64;
 
+/// One series' or group's buckets: (bucket start, aggregate), by time.
+pub type Buckets = Vec<(i64, Agg)>;
+
 /// Resolution of stored buckets. Rollups are exact merges of minutes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Resolution {
@@ -336,7 +339,7 @@ pub trait Store: Send + Sync + 'static {
         from: i64,
         to: i64,
         step: i64,
-    ) -> Result<Option<Vec<Vec<(i64, Agg)>>>, StoreError> {
+    ) -> Result<Option<Vec<Buckets>>, StoreError> {
         let _ = (groups, res, from, to, step);
         Ok(None)
     }

@@ -12,7 +12,7 @@ use minutely_core::tags::TagFilter;
 use minutely_core::time::floor_to;
 use minutely_core::timeparse::parse_time;
 use minutely_core::{Field, Kind, Part, Tags};
-use minutely_store::{Resolution, Scope, SeriesInfo, Store};
+use minutely_store::{Buckets, Resolution, Scope, SeriesId, SeriesInfo, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -299,10 +299,24 @@ pub fn run(
     // Data up to `to` (exclusive): a last bucket cut by `to` holds only what came before it.
     let to = p.to;
     let ids: Vec<_> = series.iter().map(|s| s.id).collect();
+    // Counters and distributions merge across series before their field is
+    // read, so a store that merges groups itself returns just the grid's
+    // buckets (a gauge's field is read per series first: never).
+    let merged = match kind {
+        Kind::Gauge => None,
+        _ => merged_groups(store, &series, &p.group_by, &p.grid, res, to)?,
+    };
     // Fields that read a part of each aggregate (all but distributions')
     // are read as that part only: far less to decode, copy and merge.
-    let evaluated: Vec<(Tags, Vec<Option<f64>>)> = match Part::for_field(kind, field) {
-        Some(part) => {
+    let evaluated: Vec<(Tags, Vec<Option<f64>>)> = match (merged, Part::for_field(kind, field)) {
+        (Some(groups), _) => groups
+            .into_iter()
+            .map(|(tags, buckets)| {
+                let values = evaluate(kind, field, p.across, &p.grid, &[&buckets]);
+                (tags, values)
+            })
+            .collect(),
+        (None, Some(part)) => {
             let data = store.read_part(&ids, res, p.grid.from, to, part)?;
             grouped(&series, &data, &p.group_by)
                 .into_iter()
@@ -312,7 +326,7 @@ pub fn run(
                 })
                 .collect()
         }
-        None => {
+        (None, None) => {
             let data = store.read(&ids, res, p.grid.from, to)?;
             grouped(&series, &data, &p.group_by)
                 .into_iter()
@@ -340,6 +354,29 @@ pub fn run(
         step: p.grid.step,
         series: out,
     })
+}
+
+/// Each group's buckets on the grid, merged across its series by the store,
+/// when the store does that (see [`Store::read_grouped`]).
+fn merged_groups(
+    store: &dyn Store,
+    series: &[SeriesInfo],
+    group_by: &[String],
+    grid: &Grid,
+    res: Resolution,
+    to: i64,
+) -> ApiResult<Option<Vec<(Tags, Buckets)>>> {
+    let mut groups: BTreeMap<Tags, Vec<SeriesId>> = BTreeMap::new();
+    for s in series {
+        groups
+            .entry(s.tags.project(group_by))
+            .or_default()
+            .push(s.id);
+    }
+    let ids: Vec<Vec<SeriesId>> = groups.values().cloned().collect();
+    Ok(store
+        .read_grouped(&ids, res, grid.from, to, grid.step)?
+        .map(|data| groups.into_keys().zip(data).collect()))
 }
 
 /// Each series' buckets under the projection of its tags on `group_by`.

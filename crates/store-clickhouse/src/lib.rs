@@ -563,6 +563,28 @@ impl Store for ClickHouseStore {
         maintenance::read(inner, series, res, from, to)
     }
 
+    fn read_grouped(
+        &self,
+        groups: &[Vec<SeriesId>],
+        res: Resolution,
+        from: i64,
+        to: i64,
+        step: i64,
+    ) -> Result<Option<Vec<Vec<(i64, Agg)>>>, StoreError> {
+        let inner = &self.inner;
+        inner.check_open()?;
+        // The grid must be made of whole stored buckets, and a series can
+        // map to one group only.
+        let mut seen = HashSet::new();
+        if step <= 0
+            || step % res.secs() != 0
+            || !groups.iter().flatten().all(|id| seen.insert(*id))
+        {
+            return Ok(None);
+        }
+        maintenance::read_grouped(inner, groups, res, from, to, step).map(Some)
+    }
+
     fn catalogue(&self, app: &str, env: Option<&str>) -> Vec<MetricInfo> {
         match catalogue(&self.inner, app, env) {
             Ok(c) => c,

@@ -31,10 +31,10 @@ fn res_name(res: Resolution) -> &'static str {
     }
 }
 
-/// The merged buckets at `res` of the listed series (all: `None`), minutes
-/// taken in `minutes` and rollups in `rolled` (half-open ranges), as one
-/// SELECT.
-fn merged_sql(
+/// The rows of the listed series (all: `None`) as `sid, t0, COLLAPSE`, one
+/// per (series, minute, batch) for minutes in `minutes` and per (series,
+/// bucket) for rollups of `res` in `rolled` (half-open ranges).
+fn collapsed_sql(
     db: &str,
     series: Option<&str>,
     res: Resolution,
@@ -42,11 +42,10 @@ fn merged_sql(
     rolled: (i64, i64),
     sketch: bool,
 ) -> String {
-    let step = res.secs();
-    let (collapse, merge) = if sketch {
-        (aggs::COLLAPSE, aggs::MERGE)
+    let collapse = if sketch {
+        aggs::COLLAPSE
     } else {
-        (aggs::COLLAPSE_SCALAR, aggs::MERGE_SCALAR)
+        aggs::COLLAPSE_SCALAR
     };
     let series = series.map_or(String::new(), |s| format!("sid IN ({s}) AND "));
     let mut parts = Vec::new();
@@ -68,10 +67,33 @@ fn merged_sql(
             rolled.1
         ));
     }
+    parts.join(" UNION ALL ")
+}
+
+fn merge_sql(sketch: bool) -> &'static str {
+    if sketch {
+        aggs::MERGE
+    } else {
+        aggs::MERGE_SCALAR
+    }
+}
+
+/// The merged buckets at `res` of the listed series (all: `None`), minutes
+/// taken in `minutes` and rollups in `rolled` (half-open ranges), as one
+/// SELECT.
+fn merged_sql(
+    db: &str,
+    series: Option<&str>,
+    res: Resolution,
+    minutes: (i64, i64),
+    rolled: (i64, i64),
+    sketch: bool,
+) -> String {
+    let step = res.secs();
     format!(
         "SELECT sid, toUInt32(intDiv(t0, {step}) * {step}) AS ts, {} FROM ({}) GROUP BY sid, ts",
-        merge,
-        parts.join(" UNION ALL ")
+        merge_sql(sketch),
+        collapsed_sql(db, series, res, minutes, rolled, sketch)
     )
 }
 
@@ -85,22 +107,30 @@ fn watermark(inner: &Inner, res: Resolution) -> Result<Option<i64>, StoreError> 
     Ok(meta::get::<Watermark>(&inner.client, "rollup", "", res_name(res))?.map(|w| w.until))
 }
 
-pub fn read(
+/// What a read of `series` at `res` over `[from, to)` covers: the SQL list
+/// of ids, the split between rollups and minutes, minutes `[lo, hi)`, and
+/// whether sketch columns are needed.
+struct Span {
+    list: String,
+    split: i64,
+    lo: i64,
+    hi: i64,
+    sketch: bool,
+}
+
+/// `None` when the read covers nothing.
+fn span(
     inner: &Inner,
     series: &[SeriesId],
     res: Resolution,
     from: i64,
     to: i64,
-) -> Result<Vec<Vec<(i64, Agg)>>, StoreError> {
-    if series.is_empty() {
-        return Ok(Vec::new());
-    }
+) -> Result<Option<Span>, StoreError> {
     let step = res.secs();
     // Buckets that start in [from, to) hold the minutes of [lo, hi).
     let (lo, hi) = (ceil_to(from, step), ceil_to(to, step));
-    let mut out = vec![Vec::new(); series.len()];
-    if lo >= hi {
-        return Ok(out);
+    if series.is_empty() || lo >= hi {
+        return Ok(None);
     }
     let split = match res {
         Resolution::Minute => lo,
@@ -117,6 +147,33 @@ pub fn read(
         !series
             .iter()
             .all(|s| kinds.get(s).is_some_and(|k| *k != Kind::Distribution))
+    };
+    Ok(Some(Span {
+        list,
+        split,
+        lo,
+        hi,
+        sketch,
+    }))
+}
+
+pub fn read(
+    inner: &Inner,
+    series: &[SeriesId],
+    res: Resolution,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Vec<(i64, Agg)>>, StoreError> {
+    let mut out = vec![Vec::new(); series.len()];
+    let Some(Span {
+        list,
+        split,
+        lo,
+        hi,
+        sketch,
+    }) = span(inner, series, res, from, to)?
+    else {
+        return Ok(out);
     };
     let sql = merged_sql(
         inner.db(),
@@ -135,6 +192,68 @@ pub fn read(
         }
     }
     // Sorted here rather than by ClickHouse: cheaper, and per series.
+    for buckets in &mut out {
+        buckets.sort_unstable_by_key(|(ts, _)| *ts);
+    }
+    Ok(out)
+}
+
+/// [`Store::read_grouped`](minutely_store::Store::read_grouped): the merge
+/// across a group's series and the output bucket's minutes happens in
+/// ClickHouse, so one row per (group, bucket) comes back instead of one
+/// per (series, bucket). Each series maps to its group's index with
+/// `transform` (ids and indexes are numbers written here, nothing else).
+pub fn read_grouped(
+    inner: &Inner,
+    groups: &[Vec<SeriesId>],
+    res: Resolution,
+    from: i64,
+    to: i64,
+    step: i64,
+) -> Result<Vec<Vec<(i64, Agg)>>, StoreError> {
+    let mut out = vec![Vec::new(); groups.len()];
+    let (ids, members): (Vec<SeriesId>, Vec<usize>) = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, ids)| ids.iter().map(move |id| (*id, g)))
+        .unzip();
+    let Some(Span {
+        list,
+        split,
+        lo,
+        hi,
+        sketch,
+    }) = span(inner, &ids, res, from, to)?
+    else {
+        return Ok(out);
+    };
+    let indexes = members
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let rs = res.secs();
+    // The stored bucket a row falls in starts at intDiv(t0, rs) * rs; the
+    // output bucket is where that start falls on the grid.
+    let sql = format!(
+        "SELECT toUInt64(transform(sid, [{list}], [{indexes}], 0)) AS g, \
+         toUInt32(intDiv(intDiv(toInt64(t0), {rs}) * {rs} - {from}, {step})) AS b, {} \
+         FROM ({}) GROUP BY g, b",
+        merge_sql(sketch),
+        collapsed_sql(
+            inner.db(),
+            Some(&list),
+            res,
+            (split, hi),
+            (lo, split),
+            sketch
+        ),
+    );
+    for r in aggs::decode_merged(&inner.client.select_binary(&sql)?, sketch)? {
+        if let Some(group) = out.get_mut(r.sid as usize) {
+            group.push((from + r.ts as i64 * step, r.to_agg()?));
+        }
+    }
     for buckets in &mut out {
         buckets.sort_unstable_by_key(|(ts, _)| *ts);
     }

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 
 pub type SeriesId = u64;
 
+/// One series' or group's buckets: (bucket start, aggregate), by time.
+pub type Buckets = Vec<(i64, Agg)>;
+
 /// Resolution of stored buckets. Rollups are exact merges of minutes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Resolution {
@@ -334,6 +337,27 @@ pub trait Store: Send + Sync + 'static {
                     .collect()
             })
             .collect())
+    }
+
+    /// The merge of each group's series per output bucket: `step` seconds
+    /// from `from` (a multiple of `res`), each stored bucket counting in the
+    /// output bucket where it starts, as a query's grid merges them. Each
+    /// group's buckets are `(bucket start, merged aggregate)`, sorted,
+    /// empty ones absent. Merging across series is what a query does for
+    /// counters and distributions only, so callers ask only for those. A
+    /// series belongs to one group at most.
+    /// `None`: this store has nothing faster than [`read`](Store::read)
+    /// and the caller merges (the default).
+    fn read_grouped(
+        &self,
+        groups: &[Vec<SeriesId>],
+        res: Resolution,
+        from: i64,
+        to: i64,
+        step: i64,
+    ) -> Result<Option<Vec<Buckets>>, StoreError> {
+        let _ = (groups, res, from, to, step);
+        Ok(None)
     }
 
     /// The metrics of an app (all envs when `env` is `None`).

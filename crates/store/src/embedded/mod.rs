@@ -81,7 +81,7 @@ impl EmbeddedConfig {
             checkpoint_interval: Duration::from_secs(300),
             batch_window_secs: 90_000,
             max_open_minutes: 1_000_000,
-            cache_bytes: 32 << 20,
+            cache_bytes: 8 << 20,
         }
     }
 }

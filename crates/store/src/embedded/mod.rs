@@ -66,10 +66,6 @@ pub struct EmbeddedConfig {
     /// (a backfill or a burst of new series), which bounds its memory: at
     /// ~100 bytes a minute, the default is about 100 MB.
     pub max_open_minutes: usize,
-    /// redb's page cache (its default is 1 GiB). Pages a pass reads stay
-    /// cached up to this size, so the block check at start (which reads
-    /// every block) would otherwise keep the whole file resident.
-    pub cache_bytes: usize,
 }
 
 impl EmbeddedConfig {
@@ -81,7 +77,6 @@ impl EmbeddedConfig {
             checkpoint_interval: Duration::from_secs(300),
             batch_window_secs: 90_000,
             max_open_minutes: 1_000_000,
-            cache_bytes: 8 << 20,
         }
     }
 }
@@ -155,10 +150,10 @@ impl EmbeddedStore {
         // turn that into a clear error naming the file instead of a crash.
         let opened =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<_, StoreError> {
-                let db = Database::builder()
-                    .set_cache_size(cfg.cache_bytes)
-                    .create(&db_path)
-                    .map_err(|e| open_error(&db_path, e))?;
+                // redb's default page cache (1 GiB): a smaller one writes dirty
+                // pages during a checkpoint's transaction, and a full disk met
+                // there leaves the database refusing reads until it is reopened.
+                let db = Database::create(&db_path).map_err(|e| open_error(&db_path, e))?;
                 meta::init_tables(&db)?;
                 let mut index = SeriesIndex::default();
                 meta::load_index(&db, &mut index)?;

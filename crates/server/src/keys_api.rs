@@ -139,14 +139,29 @@ pub struct NewKey {
 }
 
 /// `404` unless the app exists (an admin key of every app may name any).
-pub(crate) fn app_exists(st: &Shared, app: &str) -> ApiResult<()> {
-    if st.store.apps()?.iter().any(|a| a.name == app) {
+pub(crate) async fn app_exists(st: &Shared, app: &str) -> ApiResult<()> {
+    // Off the reactor: over a shared store this is a network round trip.
+    let (store, name) = (st.store.clone(), app.to_string());
+    if blocking(move || Ok(store.apps()?.iter().any(|a| a.name == name))).await? {
         Ok(())
     } else {
         Err(ApiError::not_found(format!(
             "no app {app:?}; create it with POST /api/v1/apps"
         )))
     }
+}
+
+/// [`checked_app`] for an app that must exist (`404` otherwise): what the
+/// dashboards and alerts endpoints act on.
+pub(crate) async fn existing_app(
+    st: &Shared,
+    caller: &Caller,
+    named: Option<String>,
+    need: Scope,
+) -> ApiResult<String> {
+    let app = checked_app(caller, named, need)?;
+    app_exists(st, &app).await?;
+    Ok(app)
 }
 
 pub async fn list_keys(
@@ -176,7 +191,7 @@ pub async fn create_key(
     caller.require(Scope::Admin, &app)?;
     let body = read_body(body, SMALL_BODY).await?;
     let new: NewKey = json_body(&body, r#"{"scope": "push|read|admin", "name": "..."}"#)?;
-    app_exists(&st, &app)?;
+    app_exists(&st, &app).await?;
     let scope: Scope = new.scope.parse().map_err(ApiError::bad_request)?;
     let (store, now, key_app) = (st.store.clone(), st.now() as i64, app.clone());
     let (secret, record) = blocking(move || {

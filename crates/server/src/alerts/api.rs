@@ -7,7 +7,7 @@
 use super::eval;
 use crate::auth::ALL_APPS;
 use crate::error::{ApiError, ApiResult};
-use crate::keys_api::{app_exists, body_format, check_id, checked_app, BodyFormat};
+use crate::keys_api::{body_format, check_id, existing_app, BodyFormat};
 use crate::push::read_body;
 use crate::{blocking, Shared};
 use axum::extract::{Path, RawQuery, State};
@@ -139,8 +139,7 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q, &["app"])?;
-    let app = checked_app(&caller, p.get("app").cloned(), Scope::Read)?;
-    app_exists(&st, &app)?;
+    let app = existing_app(&st, &caller, p.get("app").cloned(), Scope::Read).await?;
     let admin = caller.scope == Scope::Admin;
     let (store, a) = (st.store.clone(), app.clone());
     let items = blocking(move || {
@@ -169,8 +168,7 @@ pub async fn get_one(
 ) -> ApiResult<Response> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q, &["app", "format"])?;
-    let app = checked_app(&caller, p.get("app").cloned(), Scope::Read)?;
-    app_exists(&st, &app)?;
+    let app = existing_app(&st, &caller, p.get("app").cloned(), Scope::Read).await?;
     let admin = caller.scope == Scope::Admin;
     let r = find(&st, &app, &id).await?;
     match p.get("format").map(String::as_str) {
@@ -207,8 +205,7 @@ pub async fn create_one(
 ) -> ApiResult<Response> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q, &["app"])?;
-    let app = checked_app(&caller, p.get("app").cloned(), Scope::Admin)?;
-    app_exists(&st, &app)?;
+    let app = existing_app(&st, &caller, p.get("app").cloned(), Scope::Admin).await?;
     let body = read_body(body, MAX_ALERT_BYTES).await?;
     let def = parse_body(&headers, &body, &app)?;
     let (store, now, a) = (st.store.clone(), st.now() as i64, app.clone());
@@ -254,8 +251,7 @@ pub async fn put_one(
 ) -> ApiResult<Response> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q, &["app"])?;
-    let app = checked_app(&caller, p.get("app").cloned(), Scope::Admin)?;
-    app_exists(&st, &app)?;
+    let app = existing_app(&st, &caller, p.get("app").cloned(), Scope::Admin).await?;
     check_id("alert", &id)?;
     let body = read_body(body, MAX_ALERT_BYTES).await?;
     let def = parse_body(&headers, &body, &app)?;
@@ -291,8 +287,7 @@ pub async fn delete_one(
 ) -> ApiResult<StatusCode> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q, &["app"])?;
-    let app = checked_app(&caller, p.get("app").cloned(), Scope::Admin)?;
-    app_exists(&st, &app)?;
+    let app = existing_app(&st, &caller, p.get("app").cloned(), Scope::Admin).await?;
     let (store, a, i) = (st.store.clone(), app.clone(), id.clone());
     if blocking(move || Ok(store.delete_alert(&a, &i)?)).await? {
         Ok(StatusCode::NO_CONTENT)
@@ -324,8 +319,7 @@ pub async fn preview(
 ) -> ApiResult<Json<Value>> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q, &["app", "from", "to"])?;
-    let app = checked_app(&caller, p.get("app").cloned(), Scope::Read)?;
-    app_exists(&st, &app)?;
+    let app = existing_app(&st, &caller, p.get("app").cloned(), Scope::Read).await?;
     let now = st.now();
     let from = time_param(&p, "from", "-24h", now)?;
     let to = time_param(&p, "to", "now", now)?;
@@ -384,8 +378,7 @@ pub async fn incidents(
 ) -> ApiResult<Json<Value>> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q, &["app", "state", "alert", "from", "to"])?;
-    let app = checked_app(&caller, p.get("app").cloned(), Scope::Read)?;
-    app_exists(&st, &app)?;
+    let app = existing_app(&st, &caller, p.get("app").cloned(), Scope::Read).await?;
     // Only incidents open at some time in [from, to): a chart's markers.
     let now = st.now();
     let from = p

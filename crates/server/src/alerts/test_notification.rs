@@ -4,7 +4,7 @@
 //! channel accepted it, so a wrong URL or SMTP setting shows at once.
 
 use crate::error::{ApiError, ApiResult};
-use crate::keys_api::{app_exists, body_format, checked_app, BodyFormat};
+use crate::keys_api::{body_format, existing_app, BodyFormat};
 use crate::push::read_body;
 use crate::{blocking, Shared};
 use axum::extract::{RawQuery, State};
@@ -77,8 +77,7 @@ pub async fn send(
 ) -> ApiResult<Response> {
     let caller = st.keys.authenticate(&headers)?;
     let p = super::api::params(q, &["app"])?;
-    let app = checked_app(&caller, p.get("app").cloned(), Scope::Admin)?;
-    app_exists(&st, &app)?;
+    let app = existing_app(&st, &caller, p.get("app").cloned(), Scope::Admin).await?;
     let body = read_body(body, MAX_BODY_BYTES).await?;
     let req = parse_request(&headers, &body)?;
     let (store, rt, now) = (st.store.clone(), st.alerts.clone(), st.now() as i64);

@@ -7,7 +7,7 @@ pub mod appsignal;
 pub mod model;
 
 use crate::error::{ApiError, ApiResult};
-use crate::keys_api::{app_exists, body_format, check_id, checked_app, BodyFormat};
+use crate::keys_api::{body_format, check_id, existing_app, BodyFormat};
 use crate::push::read_body;
 use crate::{blocking, Shared};
 use axum::extract::{Path, RawQuery, State};
@@ -150,8 +150,7 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q)?;
-    let app = checked_app(&caller, p.app, Scope::Read)?;
-    app_exists(&st, &app)?;
+    let app = existing_app(&st, &caller, p.app, Scope::Read).await?;
     let store = st.store.clone();
     let list_app = app.clone();
     let records = blocking(move || Ok(store.dashboards(&list_app)?)).await?;
@@ -167,8 +166,7 @@ pub async fn get_one(
 ) -> ApiResult<Response> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q)?;
-    let app = checked_app(&caller, p.app, Scope::Read)?;
-    app_exists(&st, &app)?;
+    let app = existing_app(&st, &caller, p.app, Scope::Read).await?;
     let r = find(&st, &app, &id).await?;
     match p.format.as_deref() {
         None | Some("json") => Ok(Json(answer(&r)?).into_response()),
@@ -218,8 +216,7 @@ pub async fn create_one(
 ) -> ApiResult<Response> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q)?;
-    let app = checked_app(&caller, p.app, Scope::Admin)?;
-    app_exists(&st, &app)?;
+    let app = existing_app(&st, &caller, p.app, Scope::Admin).await?;
     let body = read_body(body, MAX_DASHBOARD_BYTES).await?;
     let d = parse_body(&headers, &body)?;
     let (store, now, new_app) = (st.store.clone(), st.now() as i64, app.clone());
@@ -244,8 +241,7 @@ pub async fn put_one(
 ) -> ApiResult<Response> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q)?;
-    let app = checked_app(&caller, p.app, Scope::Admin)?;
-    app_exists(&st, &app)?;
+    let app = existing_app(&st, &caller, p.app, Scope::Admin).await?;
     check_id("dashboard", &id)?;
     let body = read_body(body, MAX_DASHBOARD_BYTES).await?;
     let d = parse_body(&headers, &body)?;
@@ -282,8 +278,7 @@ pub async fn delete_one(
 ) -> ApiResult<StatusCode> {
     let caller = st.keys.authenticate(&headers)?;
     let p = params(q)?;
-    let app = checked_app(&caller, p.app, Scope::Admin)?;
-    app_exists(&st, &app)?;
+    let app = existing_app(&st, &caller, p.app, Scope::Admin).await?;
     let (store, del_app, del_id) = (st.store.clone(), app.clone(), id.clone());
     let deleted = blocking(move || Ok(store.delete_dashboard(&del_app, &del_id)?)).await?;
     if deleted {

@@ -112,8 +112,9 @@ pub fn parse_rfc3339(s: &str) -> Option<f64> {
     Some((days * 86_400 + h * 3_600 + mi * 60 + sec - offset) as f64 + frac)
 }
 
-/// Civil date of a day count since 1970-01-01 (inverse of `days_from_civil`).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
+/// Civil date `(year, month, day)` of a day count since 1970-01-01 (inverse
+/// of `days_from_civil`).
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -403,16 +403,7 @@ fn drop_partitions(
 
 /// `YYYYMMDD` and `YYYYMM` of a unix time (UTC), as partition values.
 fn ymd(t: i64) -> (i64, i64) {
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = t.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = minutely_core::timeparse::civil_from_days(t.div_euclid(86_400));
     (y * 10_000 + m * 100 + d, y * 100 + m)
 }
 

@@ -84,6 +84,17 @@ fn a_flipped_byte_in_a_block_is_reported_never_read_as_numbers() {
         "block bytes not found in the file"
     );
 
+    // A directory without data is not "all good".
+    let empty = tmp.path().join("empty");
+    let out = Command::new(bin())
+        .args(["check", "--data-dir", empty.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("holds no minutely data"), "{err}");
+    assert!(!empty.exists(), "check created the directory it was given");
+
     let out = Command::new(bin())
         .args(["check", "--data-dir", dir.to_str().unwrap()])
         .output()

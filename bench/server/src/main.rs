@@ -18,7 +18,8 @@
 
 use anyhow::{bail, Context, Result};
 use minutely_bench::process::{dir_size, now, Minutely as Server, ADMIN_KEY, PUSH_KEY};
-use serde_json::{json, Value};
+use minutely_bench::workload::{minutely_bodies_in, Generator};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,7 +29,6 @@ const BATCH: usize = 1_000;
 const CLIENTS: usize = 4;
 /// Covers the pushed day, sent after the fact.
 const LATE_WINDOW_SECS: u64 = 172_800;
-const REGIONS: [&str; 4] = ["eu-west", "eu-north", "us-east", "ap-south"];
 
 struct Args {
     series: usize,
@@ -67,45 +67,19 @@ fn args() -> Result<Args> {
     Ok(a)
 }
 
-/// Series `i`: metric `i % metrics` (the first half gauges), tags host and region.
-fn series_point(i: usize, metrics: usize, ts: i64, walk: &mut [f64], rng: &mut u64) -> Value {
-    let metric = i % metrics;
-    let n = i / metrics;
-    *rng ^= *rng << 13;
-    *rng ^= *rng >> 7;
-    *rng ^= *rng << 17;
-    let r = (*rng % 2001) as f64 / 100.0 - 10.0;
-    let tags = json!({"host": format!("host-{:04}", n / REGIONS.len()), "region": REGIONS[n % REGIONS.len()]});
-    if metric < metrics / 2 {
-        walk[i] = ((walk[i] + r).abs() * 100.0).round() / 100.0;
-        json!({"kind": "gauge", "name": format!("bench_gauge_{metric}"), "value": walk[i], "ts": ts, "tags": tags})
-    } else {
-        json!({"kind": "counter", "name": format!("bench_counter_{metric}"), "value": (*rng % 10) as f64, "ts": ts, "tags": tags})
-    }
-}
-
+/// The shared workload's push bodies, built minute by minute so only the
+/// bodies are held: batches of [`BATCH`] points, the last one shorter.
 fn build_payloads(series: usize, metrics: usize, minutes: usize, start: i64) -> Vec<Vec<u8>> {
-    let mut walk = vec![100.0; series];
-    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut generator = Generator::with_metrics(series, metrics);
     let mut out = Vec::new();
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut pending = Vec::with_capacity(series + BATCH);
     for m in 0..minutes {
-        let ts = start + m as i64 * 60 + 17;
-        for i in 0..series {
-            batch.push(series_point(i, metrics, ts, &mut walk, &mut rng));
-            if batch.len() == BATCH {
-                out.push(
-                    serde_json::to_vec(
-                        &json!({"env": "bench", "points": std::mem::take(&mut batch)}),
-                    )
-                    .unwrap_or_default(),
-                );
-            }
-        }
+        generator.minute(start + m as i64 * 60 + 17, series, &mut pending);
+        let full = pending.len() - pending.len() % BATCH;
+        out.extend(minutely_bodies_in(&pending[..full], BATCH, metrics));
+        pending.drain(..full);
     }
-    if !batch.is_empty() {
-        out.push(serde_json::to_vec(&json!({"env": "bench", "points": batch})).unwrap_or_default());
-    }
+    out.extend(minutely_bodies_in(&pending, BATCH, metrics));
     out
 }
 

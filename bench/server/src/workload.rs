@@ -20,7 +20,13 @@ pub enum Kind {
 
 /// Series `i`: metric `i % METRICS`, tags from `i / METRICS`.
 pub fn kind(i: usize) -> Kind {
-    if i % METRICS < METRICS / 2 {
+    kind_in(i, METRICS)
+}
+
+/// Series `i` of a workload spread over `metrics` metrics (the first half
+/// gauges, the second half counters).
+pub fn kind_in(i: usize, metrics: usize) -> Kind {
+    if i % metrics < metrics / 2 {
         Kind::Gauge
     } else {
         Kind::Counter
@@ -28,8 +34,12 @@ pub fn kind(i: usize) -> Kind {
 }
 
 pub fn metric_name(i: usize) -> String {
-    let metric = i % METRICS;
-    match kind(i) {
+    metric_name_in(i, METRICS)
+}
+
+pub fn metric_name_in(i: usize, metrics: usize) -> String {
+    let metric = i % metrics;
+    match kind_in(i, metrics) {
         Kind::Gauge => format!("bench_gauge_{metric}"),
         Kind::Counter => format!("bench_counter_{metric}"),
     }
@@ -79,14 +89,21 @@ pub const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
 /// of each minute from `start`.
 pub struct Generator {
     series: usize,
+    metrics: usize,
     walk: Vec<f64>,
     rng: Rng,
 }
 
 impl Generator {
     pub fn new(series: usize) -> Generator {
+        Generator::with_metrics(series, METRICS)
+    }
+
+    /// The series spread over `metrics` metrics instead of [`METRICS`].
+    pub fn with_metrics(series: usize, metrics: usize) -> Generator {
         Generator {
             series,
+            metrics,
             walk: vec![100.0; series],
             rng: Rng::new(SEED),
         }
@@ -96,7 +113,7 @@ impl Generator {
     pub fn minute(&mut self, ts: i64, n: usize, out: &mut Vec<Sample>) {
         for i in 0..n.min(self.series) {
             let r = self.rng.next_u64();
-            let value = match kind(i) {
+            let value = match kind_in(i, self.metrics) {
                 Kind::Gauge => {
                     let step = (r % 2001) as f64 / 100.0 - 10.0;
                     self.walk[i] = ((self.walk[i] + step).abs() * 100.0).round() / 100.0;
@@ -145,6 +162,11 @@ fn push_tags_json(out: &mut String, n: usize) {
 
 /// minutely's push bodies: `{"env": "bench", "points": [...]}` of `batch` samples each.
 pub fn minutely_bodies(samples: &[Sample], batch: usize) -> Vec<Vec<u8>> {
+    minutely_bodies_in(samples, batch, METRICS)
+}
+
+/// [`minutely_bodies`] of a workload spread over `metrics` metrics.
+pub fn minutely_bodies_in(samples: &[Sample], batch: usize, metrics: usize) -> Vec<Vec<u8>> {
     samples
         .chunks(batch)
         .map(|chunk| {
@@ -154,18 +176,18 @@ pub fn minutely_bodies(samples: &[Sample], batch: usize) -> Vec<Vec<u8>> {
                 if k > 0 {
                     s.push(',');
                 }
-                let kind = match kind(p.series) {
+                let kind = match kind_in(p.series, metrics) {
                     Kind::Gauge => "gauge",
                     Kind::Counter => "counter",
                 };
                 let _ = write!(
                     s,
                     r#"{{"kind":"{kind}","name":"{}","value":{},"ts":{},"#,
-                    metric_name(p.series),
+                    metric_name_in(p.series, metrics),
                     p.value,
                     p.ts
                 );
-                push_tags_json(&mut s, p.series / METRICS);
+                push_tags_json(&mut s, p.series / metrics);
                 s.push('}');
             }
             s.push_str("]}");

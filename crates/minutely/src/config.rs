@@ -35,6 +35,7 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub max_points_per_batch: Option<usize>,
     pub checkpoint_secs: Option<u64>,
+    pub cache_mb: Option<usize>,
     pub late_window_secs: Option<u64>,
     pub alerts: Option<String>,
     pub alerts_grace_secs: Option<u64>,
@@ -145,6 +146,12 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
             bail!("checkpoint_secs must be between 1 and 3600");
         }
         store.checkpoint_interval = Duration::from_secs(s);
+    }
+    if let Some(mb) = args.cache_mb.or(file.cache_mb) {
+        if !(1..=65_536).contains(&mb) {
+            bail!("cache_mb must be between 1 and 65536");
+        }
+        store.cache_bytes = mb << 20;
     }
     let mut server = ServerConfig {
         late_secs: late as f64,

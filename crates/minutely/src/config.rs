@@ -337,6 +337,28 @@ mod tests {
     }
 
     #[test]
+    fn cache_size_from_flag_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("minutely.toml");
+        std::fs::write(&cfg_path, "cache_mb = 32\n").unwrap();
+        let with = |cache_mb: Option<usize>| {
+            resolve(ServeArgs {
+                config: Some(cfg_path.clone()),
+                cache_mb,
+                ..Default::default()
+            })
+        };
+        assert_eq!(with(None).unwrap().store.cache_bytes, 32 << 20);
+        assert_eq!(with(Some(4)).unwrap().store.cache_bytes, 4 << 20);
+        assert!(format!("{:#}", with(Some(0)).err().unwrap()).contains("cache_mb"));
+        std::fs::write(&cfg_path, "").unwrap();
+        assert_eq!(
+            with(None).unwrap().store.cache_bytes,
+            minutely_store::embedded::DEFAULT_CACHE_BYTES
+        );
+    }
+
+    #[test]
     fn store_url_from_flag_or_file() {
         let dir = tempfile::tempdir().unwrap();
         let cfg_path = dir.path().join("minutely.toml");

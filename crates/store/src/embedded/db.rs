@@ -121,7 +121,22 @@ impl Db {
         Ok(())
     }
 
-    /// How many times the database was reopened after an I/O error.
+    /// Reopens the database to empty its page cache, if no operation holds
+    /// the handle right now (`false` otherwise: try again later). Used after
+    /// the start-up block check, whose pages would otherwise fill the cache.
+    pub fn try_refresh(&self) -> Result<bool, StoreError> {
+        let mut slot = self.slot.write().unwrap_or_else(|p| p.into_inner());
+        if slot.db.as_ref().is_some_and(|db| Arc::strong_count(db) > 1) {
+            return Ok(false);
+        }
+        slot.db = None;
+        slot.generation += 1;
+        slot.db = Some(Arc::new((self.open)().map_err(engine)?));
+        Ok(true)
+    }
+
+    /// How many times the database was reopened (after an I/O error, or
+    /// to empty its cache).
     #[cfg(test)]
     pub fn reopens(&self) -> u64 {
         self.slot
@@ -249,6 +264,22 @@ mod tests {
         db.with(|d| put(d, 2, 20)).unwrap();
         assert_eq!(db.with(|d| get(d, 2)).unwrap(), Some(20));
         assert_eq!(db.reopens(), 1);
+    }
+
+    #[test]
+    fn a_refresh_happens_only_when_nothing_holds_the_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("x.redb"), 1 << 20).unwrap();
+        db.with(|d| put(d, 1, 10)).unwrap();
+        let held = db.get().unwrap();
+        assert!(!db.try_refresh().unwrap());
+        assert_eq!(get(&held, 1).unwrap(), Some(10));
+        drop(held);
+        assert!(db.try_refresh().unwrap());
+        assert_eq!(db.reopens(), 1);
+        assert_eq!(db.with(|d| get(d, 1)).unwrap(), Some(10));
+        db.with(|d| put(d, 2, 20)).unwrap();
+        assert_eq!(db.with(|d| get(d, 2)).unwrap(), Some(20));
     }
 
     #[test]

@@ -264,12 +264,15 @@ impl EmbeddedStore {
             .spawn(move || {
                 let started = std::time::Instant::now();
                 match inner.db.with(|db| verify::verify(db, &inner.db_path)) {
-                    Ok(r) if r.is_clean() => tracing::info!(
-                        blocks = r.blocks,
-                        bytes = r.bytes,
-                        secs = started.elapsed().as_secs_f64(),
-                        "verified every stored block"
-                    ),
+                    Ok(r) if r.is_clean() => {
+                        tracing::info!(
+                            blocks = r.blocks,
+                            bytes = r.bytes,
+                            secs = started.elapsed().as_secs_f64(),
+                            "verified every stored block"
+                        );
+                        release_cache(&inner);
+                    }
                     Ok(r) => {
                         for damage in &r.damaged {
                             tracing::error!("{damage}");
@@ -290,6 +293,26 @@ impl EmbeddedStore {
 
     pub fn data_dir(&self) -> &Path {
         &self.inner.cfg.data_dir
+    }
+}
+
+/// The check read every page through redb's cache, which keeps what it
+/// read (up to its bound) although serving rarely needs those pages again:
+/// reopen the database to let them go, when no operation holds it (tried
+/// for a while; a busy store just keeps its cache).
+fn release_cache(inner: &Inner) {
+    for _ in 0..100 {
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        match inner.db.try_refresh() {
+            Ok(true) => return,
+            Ok(false) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => {
+                tracing::warn!("reopening the database after the block check: {e}");
+                return;
+            }
+        }
     }
 }
 

@@ -97,6 +97,10 @@ pub struct ServeArgs {
     /// Seconds between checkpoints of open minutes to the database [default: 300].
     #[arg(long, env = "MINUTELY_CHECKPOINT_SECS")]
     pub checkpoint_secs: Option<u64>,
+    /// Memory for the database's page cache, in MiB; reads beyond it come
+    /// from the operating system's file cache [default: 8].
+    #[arg(long, env = "MINUTELY_CACHE_MB")]
+    pub cache_mb: Option<usize>,
     /// Evaluate alerts on this server: on or off (with several servers over
     /// one store, exactly one should) [default: on].
     #[arg(long, env = "MINUTELY_ALERTS")]

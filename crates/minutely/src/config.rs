@@ -35,6 +35,7 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub max_points_per_batch: Option<usize>,
     pub checkpoint_secs: Option<u64>,
+    pub cache_mb: Option<usize>,
     pub late_window_secs: Option<u64>,
     pub alerts: Option<String>,
     pub alerts_grace_secs: Option<u64>,
@@ -145,6 +146,12 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
             bail!("checkpoint_secs must be between 1 and 3600");
         }
         store.checkpoint_interval = Duration::from_secs(s);
+    }
+    if let Some(mb) = args.cache_mb.or(file.cache_mb) {
+        if !(1..=65_536).contains(&mb) {
+            bail!("cache_mb must be between 1 and 65536");
+        }
+        store.cache_bytes = mb << 20;
     }
     let mut server = ServerConfig {
         late_secs: late as f64,
@@ -327,6 +334,28 @@ mod tests {
             ..Default::default()
         };
         assert!(format!("{:#}", resolve(unknown).err().unwrap()).contains("listen_addr"));
+    }
+
+    #[test]
+    fn cache_size_from_flag_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("minutely.toml");
+        std::fs::write(&cfg_path, "cache_mb = 32\n").unwrap();
+        let with = |cache_mb: Option<usize>| {
+            resolve(ServeArgs {
+                config: Some(cfg_path.clone()),
+                cache_mb,
+                ..Default::default()
+            })
+        };
+        assert_eq!(with(None).unwrap().store.cache_bytes, 32 << 20);
+        assert_eq!(with(Some(4)).unwrap().store.cache_bytes, 4 << 20);
+        assert!(format!("{:#}", with(Some(0)).err().unwrap()).contains("cache_mb"));
+        std::fs::write(&cfg_path, "").unwrap();
+        assert_eq!(
+            with(None).unwrap().store.cache_bytes,
+            minutely_store::embedded::DEFAULT_CACHE_BYTES
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::writer::WalMsg;
 use super::Inner;
 use crate::{Resolution, SeriesId, StoreError};
 use minutely_core::Agg;
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{Database, ReadableTable, Table, WriteTransaction};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::sync_channel;
@@ -49,8 +49,19 @@ impl Inner {
         Ok(())
     }
 
+    /// Commits the generation; on a handle broken by an earlier I/O error
+    /// (a full disk met by the failed try before), reopens and tries once more.
     fn write_generation(&self, gen: &Arc<Generation>, sealed: u64) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(engine)?;
+        self.db.with(|db| self.commit_generation(db, gen, sealed))
+    }
+
+    fn commit_generation(
+        &self,
+        db: &Database,
+        gen: &Arc<Generation>,
+        sealed: u64,
+    ) -> Result<(), StoreError> {
+        let mut txn = db.begin_write().map_err(engine)?;
         txn.set_durability(redb::Durability::Immediate);
         self.fill_txn(&txn, gen)?;
         // In the same transaction: these segments must never be replayed.
@@ -173,12 +184,21 @@ impl Inner {
             .map(|m| m.def.id)
             .collect();
         let _writer = self.writer_lock();
-        let txn = self.db.begin_write().map_err(engine)?;
+        self.db.with(|db| self.retention_txn(db, &ids, now))?;
+        tracing::debug!(
+            secs = started.elapsed().as_secs_f64(),
+            "retention pass committed"
+        );
+        Ok(())
+    }
+
+    fn retention_txn(&self, db: &Database, ids: &[SeriesId], now: i64) -> Result<(), StoreError> {
+        let txn = db.begin_write().map_err(engine)?;
         {
             let mut table = txn.open_table(BLOCKS).map_err(engine)?;
             for res in Resolution::ALL {
                 if let Some(cutoff) = self.cfg.retention.cutoff(res, now) {
-                    for &sid in &ids {
+                    for &sid in ids {
                         blocks::drop_before(&mut table, sid, res, cutoff)?;
                     }
                 }
@@ -195,11 +215,6 @@ impl Inner {
                 batches.remove(key).map_err(engine)?;
             }
         }
-        txn.commit().map_err(engine)?;
-        tracing::debug!(
-            secs = started.elapsed().as_secs_f64(),
-            "retention pass committed"
-        );
-        Ok(())
+        txn.commit().map_err(engine)
     }
 }

@@ -16,6 +16,7 @@
 mod alerts;
 mod blocks;
 mod checkpoint;
+mod db;
 mod head;
 mod index;
 mod meta;
@@ -66,7 +67,14 @@ pub struct EmbeddedConfig {
     /// (a backfill or a burst of new series), which bounds its memory: at
     /// ~100 bytes a minute, the default is about 100 MB.
     pub max_open_minutes: usize,
+    /// redb's page cache. Reads miss it to the operating system's file
+    /// cache, so a small one costs little; a large one keeps every page
+    /// the start-up block check read.
+    pub cache_bytes: usize,
 }
+
+/// The default page cache: 8 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
 
 impl EmbeddedConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -77,6 +85,7 @@ impl EmbeddedConfig {
             checkpoint_interval: Duration::from_secs(300),
             batch_window_secs: 90_000,
             max_open_minutes: 1_000_000,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -95,7 +104,7 @@ enum BatchState {
 
 struct Inner {
     cfg: EmbeddedConfig,
-    db: Database,
+    db: db::Db,
     db_path: PathBuf,
     wal_dir: PathBuf,
     index: RwLock<SeriesIndex>,
@@ -150,13 +159,13 @@ impl EmbeddedStore {
         // turn that into a clear error naming the file instead of a crash.
         let opened =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<_, StoreError> {
-                // redb's default page cache (1 GiB): a smaller one writes dirty
-                // pages during a checkpoint's transaction, and a full disk met
-                // there leaves the database refusing reads until it is reopened.
-                let db = Database::create(&db_path).map_err(|e| open_error(&db_path, e))?;
-                meta::init_tables(&db)?;
+                // A full disk met while writing leaves the handle refusing
+                // every operation: `Db` reopens it then.
+                let db =
+                    db::Db::open(&db_path, cfg.cache_bytes).map_err(|e| open_error(&db_path, e))?;
+                meta::init_tables(&*db.get()?)?;
                 let mut index = SeriesIndex::default();
-                meta::load_index(&db, &mut index)?;
+                meta::load_index(&*db.get()?, &mut index)?;
                 Ok((db, index))
             }));
         let (db, mut index) = match opened {
@@ -175,7 +184,7 @@ impl EmbeddedStore {
                 });
             }
         };
-        let applied = meta::meta_u64(&db, tables::WAL_APPLIED_THROUGH)?;
+        let applied = meta::meta_u64(&*db.get()?, tables::WAL_APPLIED_THROUGH)?;
         let (wal, records) = wal::Wal::open(&wal_dir, applied)?;
         let mut head = Head::default();
         let mut batches = HashMap::new();
@@ -242,7 +251,8 @@ impl EmbeddedStore {
     /// store keeps serving; run at start in the background and by
     /// `minutely check`.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
-        verify::verify(&self.inner.db, &self.inner.db_path)
+        let inner = &self.inner;
+        inner.db.with(|db| verify::verify(db, &inner.db_path))
     }
 
     /// Runs [`verify`](Self::verify) on a low-priority thread and logs what
@@ -253,13 +263,16 @@ impl EmbeddedStore {
             .name("minutely-verify".into())
             .spawn(move || {
                 let started = std::time::Instant::now();
-                match verify::verify(&inner.db, &inner.db_path) {
-                    Ok(r) if r.is_clean() => tracing::info!(
-                        blocks = r.blocks,
-                        bytes = r.bytes,
-                        secs = started.elapsed().as_secs_f64(),
-                        "verified every stored block"
-                    ),
+                match inner.db.with(|db| verify::verify(db, &inner.db_path)) {
+                    Ok(r) if r.is_clean() => {
+                        tracing::info!(
+                            blocks = r.blocks,
+                            bytes = r.bytes,
+                            secs = started.elapsed().as_secs_f64(),
+                            "verified every stored block"
+                        );
+                        release_cache(&inner);
+                    }
                     Ok(r) => {
                         for damage in &r.damaged {
                             tracing::error!("{damage}");
@@ -280,6 +293,26 @@ impl EmbeddedStore {
 
     pub fn data_dir(&self) -> &Path {
         &self.inner.cfg.data_dir
+    }
+}
+
+/// The check read every page through redb's cache, which keeps what it
+/// read (up to its bound) although serving rarely needs those pages again:
+/// reopen the database to let them go, when no operation holds it (tried
+/// for a while; a busy store just keeps its cache).
+fn release_cache(inner: &Inner) {
+    for _ in 0..100 {
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        match inner.db.try_refresh() {
+            Ok(true) => return,
+            Ok(false) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => {
+                tracing::warn!("reopening the database after the block check: {e}");
+                return;
+            }
+        }
     }
 }
 
@@ -365,9 +398,43 @@ impl Inner {
     where
         T: Clone + Send + Sync,
     {
+        // A handle broken by an earlier I/O error is reopened and the read
+        // runs once more.
+        self.db.with(|db| {
+            self.read_snapshot(
+                db,
+                series,
+                res,
+                from,
+                to,
+                &from_head,
+                &merge,
+                &new_state,
+                &read_stored,
+            )
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_snapshot<T, State>(
+        &self,
+        db: &Database,
+        series: &[SeriesId],
+        res: Resolution,
+        from: i64,
+        to: i64,
+        from_head: impl Fn(&Agg) -> Option<T>,
+        merge: impl Fn(&mut T, &T) + Sync,
+        new_state: impl Fn() -> State + Sync,
+        read_stored: impl Fn(&BlocksTable, &mut State, SeriesId) -> Result<Vec<(i64, T)>, StoreError>
+            + Sync,
+    ) -> Result<Vec<Vec<(i64, T)>>, StoreError>
+    where
+        T: Clone + Send + Sync,
+    {
         let (txn, head_minutes) = {
             let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
-            let txn = self.db.begin_read().map_err(engine)?;
+            let txn = db.begin_read().map_err(engine)?;
             let head = self.head.read().unwrap_or_else(|p| p.into_inner());
             // Head minutes of the buckets in range: from the start of `from`'s bucket.
             let lo = minutely_core::time::floor_to(from, res.secs());
@@ -450,10 +517,13 @@ impl Inner {
             }
             None => {}
         }
-        let txn = self.db.begin_read().map_err(engine)?;
-        let table = txn.open_table(BATCHES).map_err(engine)?;
-        if let Some(v) = table.get(key).map_err(engine)? {
-            return Ok(Some(v.value().1));
+        let stored = self.db.with(|db| {
+            let txn = db.begin_read().map_err(engine)?;
+            let table = txn.open_table(BATCHES).map_err(engine)?;
+            Ok(table.get(key).map_err(engine)?.map(|v| v.value().1))
+        })?;
+        if let Some(accepted) = stored {
+            return Ok(Some(accepted));
         }
         map.insert(key, BatchState::InFlight);
         Ok(None)
@@ -666,86 +736,94 @@ impl Store for EmbeddedStore {
     }
 
     fn apps(&self) -> Result<Vec<AppRecord>, StoreError> {
-        meta::apps(&self.inner.db)
+        self.inner.db.with(meta::apps)
     }
 
     fn create_app(&self, app: AppRecord) -> Result<(), StoreError> {
         let _writer = self.inner.writer_lock();
-        meta::create_app(&self.inner.db, app)
+        self.inner.db.with(|db| meta::create_app(db, app.clone()))
     }
 
     fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        meta::keys(&self.inner.db)
+        self.inner.db.with(meta::keys)
     }
 
     fn put_key(&self, key: KeyRecord) -> Result<(), StoreError> {
         let _writer = self.inner.writer_lock();
-        meta::put_key(&self.inner.db, key)
+        self.inner.db.with(|db| meta::put_key(db, key.clone()))
     }
 
     fn revoke_key(&self, id: &str) -> Result<bool, StoreError> {
         let _writer = self.inner.writer_lock();
-        meta::revoke_key(&self.inner.db, id)
+        self.inner.db.with(|db| meta::revoke_key(db, id))
     }
 
     fn dashboards(&self, app: &str) -> Result<Vec<DashboardRecord>, StoreError> {
-        meta::dashboards(&self.inner.db, app)
+        self.inner.db.with(|db| meta::dashboards(db, app))
     }
 
     fn put_dashboard(&self, dashboard: DashboardRecord) -> Result<(), StoreError> {
         let _writer = self.inner.writer_lock();
-        meta::put_dashboard(&self.inner.db, dashboard)
+        self.inner
+            .db
+            .with(|db| meta::put_dashboard(db, dashboard.clone()))
     }
 
     fn delete_dashboard(&self, app: &str, id: &str) -> Result<bool, StoreError> {
         let _writer = self.inner.writer_lock();
-        meta::delete_dashboard(&self.inner.db, app, id)
+        self.inner.db.with(|db| meta::delete_dashboard(db, app, id))
     }
 
     fn alerts(&self, app: Option<&str>) -> Result<Vec<AlertRecord>, StoreError> {
-        alerts::alerts(&self.inner.db, app)
+        self.inner.db.with(|db| alerts::alerts(db, app))
     }
 
     fn put_alert(&self, alert: AlertRecord) -> Result<(), StoreError> {
         let _writer = self.inner.writer_lock();
-        alerts::put_alert(&self.inner.db, alert)
+        self.inner
+            .db
+            .with(|db| alerts::put_alert(db, alert.clone()))
     }
 
     fn delete_alert(&self, app: &str, id: &str) -> Result<bool, StoreError> {
         let _writer = self.inner.writer_lock();
-        alerts::delete_alert(&self.inner.db, app, id)
+        self.inner.db.with(|db| alerts::delete_alert(db, app, id))
     }
 
     fn alert_state(&self, app: &str, id: &str) -> Result<Option<String>, StoreError> {
-        alerts::alert_state(&self.inner.db, app, id)
+        self.inner.db.with(|db| alerts::alert_state(db, app, id))
     }
 
     fn commit_alert_pass(&self, pass: AlertPass) -> Result<Vec<u64>, StoreError> {
         let _writer = self.inner.writer_lock();
-        alerts::commit_pass(&self.inner.db, pass)
+        self.inner
+            .db
+            .with(|db| alerts::commit_pass(db, pass.clone()))
     }
 
     fn incidents(&self, app: &str) -> Result<Vec<IncidentRecord>, StoreError> {
-        alerts::incidents(&self.inner.db, app)
+        self.inner.db.with(|db| alerts::incidents(db, app))
     }
 
     fn prune_incidents(&self, before: i64) -> Result<usize, StoreError> {
         let _writer = self.inner.writer_lock();
-        alerts::prune_incidents(&self.inner.db, before)
+        self.inner.db.with(|db| alerts::prune_incidents(db, before))
     }
 
     fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        alerts::outbox(&self.inner.db)
+        self.inner.db.with(alerts::outbox)
     }
 
     fn update_outbox(&self, entry: OutboxEntry) -> Result<(), StoreError> {
         let _writer = self.inner.writer_lock();
-        alerts::update_outbox(&self.inner.db, entry)
+        self.inner
+            .db
+            .with(|db| alerts::update_outbox(db, entry.clone()))
     }
 
     fn remove_outbox(&self, id: u64) -> Result<(), StoreError> {
         let _writer = self.inner.writer_lock();
-        alerts::remove_outbox(&self.inner.db, id)
+        self.inner.db.with(|db| alerts::remove_outbox(db, id))
     }
 
     fn backup(&self, dest: &Path) -> Result<(), StoreError> {
@@ -843,9 +921,9 @@ impl Drop for EmbeddedStore {
         }
         // Checkpoints rewrite blocks copy-on-write, which leaves free pages
         // in the file; with every thread stopped, give them back to the disk.
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+        if let Some(db) = Arc::get_mut(&mut self.inner).and_then(|i| i.db.get_mut()) {
             let started = Instant::now();
-            match inner.db.compact() {
+            match db.compact() {
                 Ok(_) => tracing::info!("compacted the database in {:?}", started.elapsed()),
                 Err(e) => tracing::warn!("compacting the database at shutdown: {e}"),
             }

@@ -25,6 +25,7 @@ mod verify;
 mod wal;
 mod writer;
 
+pub use blocks::{set_cache_capacity, DEFAULT_CACHE_BYTES};
 pub use verify::VerifyReport;
 
 use crate::codec::PartReader;

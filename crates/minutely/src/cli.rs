@@ -97,6 +97,10 @@ pub struct ServeArgs {
     /// Seconds between checkpoints of open minutes to the database [default: 300].
     #[arg(long, env = "MINUTELY_CHECKPOINT_SECS")]
     pub checkpoint_secs: Option<u64>,
+    /// Mebibytes of inflated data blocks kept in memory for queries that
+    /// ask again for the same days; 0 turns the cache off [default: 64].
+    #[arg(long, env = "MINUTELY_BLOCK_CACHE_MB")]
+    pub block_cache_mb: Option<usize>,
     /// Evaluate alerts on this server: on or off (with several servers over
     /// one store, exactly one should) [default: on].
     #[arg(long, env = "MINUTELY_ALERTS")]

@@ -35,6 +35,7 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub max_points_per_batch: Option<usize>,
     pub checkpoint_secs: Option<u64>,
+    pub block_cache_mb: Option<usize>,
     pub late_window_secs: Option<u64>,
     pub alerts: Option<String>,
     pub alerts_grace_secs: Option<u64>,
@@ -57,6 +58,8 @@ pub struct Config {
     pub statsd_default_addr: bool,
     pub demo: bool,
     pub store: EmbeddedConfig,
+    /// Size of the embedded store's cache of inflated blocks.
+    pub block_cache_bytes: usize,
     /// Set when `--store` names a ClickHouse database: it replaces the
     /// embedded store (and takes its retention and limits).
     pub clickhouse: Option<ClickHouseConfig>,
@@ -146,6 +149,11 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
         }
         store.checkpoint_interval = Duration::from_secs(s);
     }
+    let block_cache_bytes = match args.block_cache_mb.or(file.block_cache_mb) {
+        None => minutely_store::embedded::DEFAULT_CACHE_BYTES,
+        Some(mb) if mb <= 65_536 => mb << 20,
+        Some(_) => bail!("block_cache_mb must be at most 65536 (64 GiB)"),
+    };
     let mut server = ServerConfig {
         late_secs: late as f64,
         ..ServerConfig::default()
@@ -184,6 +192,7 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
         statsd_default_addr,
         demo: args.demo || file.demo.unwrap_or(false),
         store,
+        block_cache_bytes,
         clickhouse,
         server,
     })

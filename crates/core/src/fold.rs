@@ -133,11 +133,22 @@ fn add_sorted(bins: &mut Vec<(i32, f64)>, key: i32, count: f64) {
 pub struct DistFold {
     /// Count, sum, min, max and zero count; `None` until the first.
     scalars: Option<[f64; 5]>,
+    /// Leaves the sketch empty (for fields that do not read it).
+    no_sketch: bool,
     pos: DenseStore,
     neg: DenseStore,
 }
 
 impl DistFold {
+    /// A fold whose result has an empty sketch: its count, sum, min and
+    /// max are those of [`DistFold::default`], at a fraction of the work.
+    pub fn without_sketch() -> DistFold {
+        DistFold {
+            no_sketch: true,
+            ..DistFold::default()
+        }
+    }
+
     pub fn add(&mut self, d: &DistAgg) {
         let zero = d.sketch.zero_count();
         match &mut self.scalars {
@@ -150,8 +161,10 @@ impl DistFold {
                 *z += zero;
             }
         }
-        self.pos.add_bins(d.sketch.pos_bins());
-        self.neg.add_bins(d.sketch.neg_bins());
+        if !self.no_sketch {
+            self.pos.add_bins(d.sketch.pos_bins());
+            self.neg.add_bins(d.sketch.neg_bins());
+        }
     }
 
     /// The merged aggregate; `None` when nothing was added.

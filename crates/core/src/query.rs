@@ -122,7 +122,14 @@ impl Evaluation {
     pub fn new(kind: Kind, field: Field, across: Across, grid: Grid) -> Evaluation {
         let acc = match kind {
             Kind::Counter => Acc::Merged(vec![None; grid.n]),
-            Kind::Distribution => Acc::Folded(vec![DistFold::default(); grid.n]),
+            Kind::Distribution => {
+                // Only quantiles read the sketch.
+                let fold = match field {
+                    Field::Quantile(_) => DistFold::default(),
+                    _ => DistFold::without_sketch(),
+                };
+                Acc::Folded(vec![fold; grid.n])
+            }
             Kind::Gauge => Acc::Across {
                 acc: AcrossAcc::new(across, grid.n),
                 per_series: vec![None; grid.n],

@@ -11,6 +11,7 @@
 
 pub mod agg;
 pub mod field;
+pub mod fold;
 pub mod kind;
 pub mod part;
 pub mod point;

@@ -8,6 +8,7 @@
 
 use crate::agg::Agg;
 use crate::field::Field;
+use crate::fold::DistFold;
 use crate::kind::Kind;
 use crate::part::{Part, Slim};
 
@@ -90,28 +91,94 @@ pub fn evaluate(
     grid: &Grid,
     series: &[&[(i64, Agg)]],
 ) -> Vec<Option<f64>> {
-    if kind != Kind::Gauge {
-        let mut merged: Vec<Option<Agg>> = vec![None; grid.n];
-        for s in series {
-            merge_into_grid(grid, s, &mut merged);
-        }
-        return merged
-            .iter()
-            .map(|a| a.as_ref().and_then(|a| field.value(a, grid.step)))
-            .collect();
-    }
-    let mut acc = AcrossAcc::new(across, grid.n);
-    let mut per_series: Vec<Option<Agg>> = vec![None; grid.n];
+    let mut e = Evaluation::new(kind, field, across, *grid);
     for s in series {
-        per_series.iter_mut().for_each(|a| *a = None);
-        merge_into_grid(grid, s, &mut per_series);
-        for (i, agg) in per_series.iter().enumerate() {
-            if let Some(v) = agg.as_ref().and_then(|a| field.value(a, grid.step)) {
-                acc.add(i, v);
+        e.add(s);
+    }
+    e.finish()
+}
+
+/// [`evaluate`] a series at a time, so that a wide query need not hold
+/// every series' buckets at once: the same numbers, bit for bit.
+pub struct Evaluation {
+    field: Field,
+    grid: Grid,
+    acc: Acc,
+}
+
+enum Acc {
+    /// Counters: merged per bucket across series.
+    Merged(Vec<Option<Agg>>),
+    /// Distributions: folded per bucket across series (see [`DistFold`]).
+    Folded(Vec<DistFold>),
+    /// Gauges: each series' field, combined with `across`.
+    Across {
+        acc: AcrossAcc,
+        per_series: Vec<Option<Agg>>,
+    },
+}
+
+impl Evaluation {
+    pub fn new(kind: Kind, field: Field, across: Across, grid: Grid) -> Evaluation {
+        let acc = match kind {
+            Kind::Counter => Acc::Merged(vec![None; grid.n]),
+            Kind::Distribution => {
+                // Only quantiles read the sketch.
+                let fold = match field {
+                    Field::Quantile(_) => DistFold::default(),
+                    _ => DistFold::without_sketch(),
+                };
+                Acc::Folded(vec![fold; grid.n])
+            }
+            Kind::Gauge => Acc::Across {
+                acc: AcrossAcc::new(across, grid.n),
+                per_series: vec![None; grid.n],
+            },
+        };
+        Evaluation { field, grid, acc }
+    }
+
+    /// Adds one series' stored buckets (sorted by time).
+    pub fn add(&mut self, buckets: &[(i64, Agg)]) {
+        let grid = &self.grid;
+        match &mut self.acc {
+            Acc::Merged(merged) => merge_into_grid(grid, buckets, merged),
+            Acc::Folded(folds) => {
+                for (ts, agg) in buckets {
+                    if let (Some(i), Agg::Distribution(d)) = (grid.bucket_of(*ts), agg) {
+                        folds[i].add(d);
+                    }
+                }
+            }
+            Acc::Across { acc, per_series } => {
+                per_series.iter_mut().for_each(|a| *a = None);
+                merge_into_grid(grid, buckets, per_series);
+                for (i, agg) in per_series.iter().enumerate() {
+                    if let Some(v) = agg.as_ref().and_then(|a| self.field.value(a, grid.step)) {
+                        acc.add(i, v);
+                    }
+                }
             }
         }
     }
-    acc.finish()
+
+    pub fn finish(self) -> Vec<Option<f64>> {
+        let (field, step) = (self.field, self.grid.step);
+        match self.acc {
+            Acc::Merged(merged) => merged
+                .iter()
+                .map(|a| a.as_ref().and_then(|a| field.value(a, step)))
+                .collect(),
+            Acc::Folded(folds) => folds
+                .iter()
+                .map(|f| {
+                    let d = f.finish()?;
+                    field.value(&Agg::Distribution(Box::new(d)), step)
+                })
+                .collect(),
+            Acc::Across { acc, .. } => acc.finish(),
+        }
+    }
 }
 
 /// Gauge values of several series combined per bucket with `across`.
@@ -359,6 +426,42 @@ mod tests {
                     bits(evaluate_parts(kind, field, part, across, &grid, &slim)),
                     bits(evaluate(kind, field, across, &grid, &whole))
                 );
+            }
+        }
+    }
+
+    proptest! {
+        /// Distributions fold per bucket to the numbers that merging whole
+        /// aggregates per bucket gives, for every field.
+        #[test]
+        fn distributions_fold_like_merged_aggregates(
+            series in prop::collection::vec(
+                prop::collection::btree_map(0i64..40, prop::collection::vec(prop_oneof![0.01f64..1e4, -50f64..50.0, Just(0.0)], 1..6), 0..20),
+                0..6,
+            ),
+            step in prop_oneof![Just(60i64), Just(300), Just(3_600)],
+        ) {
+            let grid = Grid::new(0, 40 * 60, step);
+            let data: Vec<Vec<(i64, Agg)>> = series.iter().map(|m| m.iter().map(|(t, vals)| {
+                let mut d = DistAgg::single(vals[0]);
+                vals[1..].iter().for_each(|v| d.merge(&DistAgg::single(*v)));
+                (t * 60, Agg::Distribution(Box::new(d)))
+            }).collect()).collect();
+            for field in [Field::Count, Field::Sum, Field::Mean, Field::Min, Field::Max, Field::Quantile(0.5), Field::Quantile(0.95), Field::Quantile(0.0)] {
+                let mut merged: Vec<Option<Agg>> = vec![None; grid.n];
+                for s in &data {
+                    merge_into_grid(&grid, s, &mut merged);
+                }
+                let expected: Vec<Option<u64>> = merged
+                    .iter()
+                    .map(|a| a.as_ref().and_then(|a| field.value(a, grid.step)).map(f64::to_bits))
+                    .collect();
+                let slices: Vec<&[(i64, Agg)]> = data.iter().map(Vec::as_slice).collect();
+                let got: Vec<Option<u64>> = evaluate(Kind::Distribution, field, Across::Sum, &grid, &slices)
+                    .into_iter()
+                    .map(|v| v.map(f64::to_bits))
+                    .collect();
+                prop_assert_eq!(got, expected);
             }
         }
     }

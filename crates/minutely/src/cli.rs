@@ -99,8 +99,12 @@ pub struct ServeArgs {
     pub checkpoint_secs: Option<u64>,
     /// Memory for the database's page cache, in MiB; reads beyond it come
     /// from the operating system's file cache [default: 8].
-    #[arg(long, env = "MINUTELY_CACHE_MB")]
-    pub cache_mb: Option<usize>,
+    #[arg(long, env = "MINUTELY_PAGE_CACHE_MB")]
+    pub page_cache_mb: Option<usize>,
+    /// Mebibytes of inflated data blocks kept in memory for queries that
+    /// ask again for the same days; 0 turns the cache off [default: 64].
+    #[arg(long, env = "MINUTELY_BLOCK_CACHE_MB")]
+    pub block_cache_mb: Option<usize>,
     /// Evaluate alerts on this server: on or off (with several servers over
     /// one store, exactly one should) [default: on].
     #[arg(long, env = "MINUTELY_ALERTS")]

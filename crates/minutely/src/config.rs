@@ -35,7 +35,8 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub max_points_per_batch: Option<usize>,
     pub checkpoint_secs: Option<u64>,
-    pub cache_mb: Option<usize>,
+    pub page_cache_mb: Option<usize>,
+    pub block_cache_mb: Option<usize>,
     pub late_window_secs: Option<u64>,
     pub alerts: Option<String>,
     pub alerts_grace_secs: Option<u64>,
@@ -58,6 +59,8 @@ pub struct Config {
     pub statsd_default_addr: bool,
     pub demo: bool,
     pub store: EmbeddedConfig,
+    /// Size of the embedded store's cache of inflated blocks.
+    pub block_cache_bytes: usize,
     /// Set when `--store` names a ClickHouse database: it replaces the
     /// embedded store (and takes its retention and limits).
     pub clickhouse: Option<ClickHouseConfig>,
@@ -147,12 +150,17 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
         }
         store.checkpoint_interval = Duration::from_secs(s);
     }
-    if let Some(mb) = args.cache_mb.or(file.cache_mb) {
+    if let Some(mb) = args.page_cache_mb.or(file.page_cache_mb) {
         if !(1..=65_536).contains(&mb) {
-            bail!("cache_mb must be between 1 and 65536");
+            bail!("page_cache_mb must be between 1 and 65536");
         }
-        store.cache_bytes = mb << 20;
+        store.page_cache_bytes = mb << 20;
     }
+    let block_cache_bytes = match args.block_cache_mb.or(file.block_cache_mb) {
+        None => minutely_store::embedded::DEFAULT_BLOCK_CACHE_BYTES,
+        Some(mb) if mb <= 65_536 => mb << 20,
+        Some(_) => bail!("block_cache_mb must be at most 65536 (64 GiB)"),
+    };
     let mut server = ServerConfig {
         late_secs: late as f64,
         ..ServerConfig::default()
@@ -191,6 +199,7 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
         statsd_default_addr,
         demo: args.demo || file.demo.unwrap_or(false),
         store,
+        block_cache_bytes,
         clickhouse,
         server,
     })
@@ -340,21 +349,21 @@ mod tests {
     fn cache_size_from_flag_or_file() {
         let dir = tempfile::tempdir().unwrap();
         let cfg_path = dir.path().join("minutely.toml");
-        std::fs::write(&cfg_path, "cache_mb = 32\n").unwrap();
-        let with = |cache_mb: Option<usize>| {
+        std::fs::write(&cfg_path, "page_cache_mb = 32\n").unwrap();
+        let with = |page_cache_mb: Option<usize>| {
             resolve(ServeArgs {
                 config: Some(cfg_path.clone()),
-                cache_mb,
+                page_cache_mb,
                 ..Default::default()
             })
         };
-        assert_eq!(with(None).unwrap().store.cache_bytes, 32 << 20);
-        assert_eq!(with(Some(4)).unwrap().store.cache_bytes, 4 << 20);
-        assert!(format!("{:#}", with(Some(0)).err().unwrap()).contains("cache_mb"));
+        assert_eq!(with(None).unwrap().store.page_cache_bytes, 32 << 20);
+        assert_eq!(with(Some(4)).unwrap().store.page_cache_bytes, 4 << 20);
+        assert!(format!("{:#}", with(Some(0)).err().unwrap()).contains("page_cache_mb"));
         std::fs::write(&cfg_path, "").unwrap();
         assert_eq!(
-            with(None).unwrap().store.cache_bytes,
-            minutely_store::embedded::DEFAULT_CACHE_BYTES
+            with(None).unwrap().store.page_cache_bytes,
+            minutely_store::embedded::DEFAULT_PAGE_CACHE_BYTES
         );
     }
 

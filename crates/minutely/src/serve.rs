@@ -36,6 +36,7 @@ async fn serve(cfg: Config) -> Result<()> {
                 .with_context(|| format!("opening the ClickHouse store {location}"))?,
         ),
         None => {
+            minutely_store::embedded::set_block_cache_capacity(cfg.block_cache_bytes);
             let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(cfg.store))
                 .await?
                 .with_context(|| format!("opening data directory {location}"))?;

@@ -7,7 +7,7 @@ use crate::{blocking, Shared};
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use minutely_core::query::{auto_step, evaluate, evaluate_parts, Across, Grid};
+use minutely_core::query::{auto_step, evaluate, evaluate_parts, Across, Evaluation, Grid};
 use minutely_core::tags::TagFilter;
 use minutely_core::time::floor_to;
 use minutely_core::timeparse::parse_time;
@@ -22,6 +22,10 @@ const AUTO_POINTS: i64 = 1_500;
 /// Buckets per series a query may ask for: a year of minutes is plenty and
 /// bounds the answer's size.
 const MAX_BUCKETS: i64 = 527_040;
+
+/// Series read at once when a query needs whole aggregates: enough to keep
+/// the read threads busy, few enough that their sketches stay small.
+const READ_CHUNK: usize = 128;
 
 /// 9999-12-31T23:59:59Z: keeps time arithmetic far from overflow.
 const MAX_TIME: f64 = 253_402_300_799.0;
@@ -327,13 +331,21 @@ pub fn run(
                 .collect()
         }
         (None, None) => {
-            let data = store.read(&ids, res, p.grid.from, to)?;
-            grouped(&series, &data, &p.group_by)
+            // Whole aggregates (sketches) are large: read a chunk of series
+            // at a time and fold it in, rather than hold them all.
+            let mut groups: BTreeMap<Tags, Evaluation> = BTreeMap::new();
+            for (infos, ids) in series.chunks(READ_CHUNK).zip(ids.chunks(READ_CHUNK)) {
+                let data = store.read(ids, res, p.grid.from, to)?;
+                for (s, buckets) in infos.iter().zip(&data) {
+                    groups
+                        .entry(s.tags.project(&p.group_by))
+                        .or_insert_with(|| Evaluation::new(kind, field, p.across, p.grid))
+                        .add(buckets);
+                }
+            }
+            groups
                 .into_iter()
-                .map(|(tags, members)| {
-                    let values = evaluate(kind, field, p.across, &p.grid, &members);
-                    (tags, values)
-                })
+                .map(|(tags, e)| (tags, e.finish()))
                 .collect()
         }
     };

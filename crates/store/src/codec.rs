@@ -99,10 +99,53 @@ impl PartReader {
         part: Part,
         out: &mut impl FnMut(u16, Slim),
     ) -> Result<(), CodecError> {
+        self.decode_keeping(bytes, part, |_, _| {}, out)
+    }
+
+    /// [`PartReader::decode`] that also shows `keep` the block's kind and
+    /// whole inflated payload (for a cache), once the frame checked out.
+    pub fn decode_keeping(
+        &mut self,
+        bytes: &[u8],
+        part: Part,
+        keep: impl FnOnce(Kind, &[u8]),
+        out: &mut impl FnMut(u16, Slim),
+    ) -> Result<(), CodecError> {
         let (kind, deflated) = check_frame(bytes)?;
         self.len = inflate_into(&mut self.inflater, deflated, &mut self.payload)?;
-        layout::decode_part(kind, &self.payload[..self.len], part, &mut self.cols, out)
+        let payload = &self.payload[..self.len];
+        keep(kind, payload);
+        layout::decode_part(kind, payload, part, &mut self.cols, out)
     }
+
+    /// [`PartReader::decode`] of a payload inflated before from a block of
+    /// `kind` (as `keep` saw it).
+    pub fn decode_payload(
+        &mut self,
+        kind: Kind,
+        payload: &[u8],
+        part: Part,
+        out: &mut impl FnMut(u16, Slim),
+    ) -> Result<(), CodecError> {
+        layout::decode_part(kind, payload, part, &mut self.cols, out)
+    }
+}
+
+/// [`decode_block`] that also shows `keep` the block's kind and inflated
+/// payload (for a cache), once the frame checked out.
+pub fn decode_block_keeping(
+    bytes: &[u8],
+    keep: impl FnOnce(Kind, &[u8]),
+) -> Result<Vec<(u16, Agg)>, CodecError> {
+    let (kind, deflated) = check_frame(bytes)?;
+    let payload = inflate(deflated)?;
+    keep(kind, &payload);
+    layout::decode(kind, &payload)
+}
+
+/// The slots of a payload inflated before from a block of `kind`.
+pub fn decode_payload(kind: Kind, payload: &[u8]) -> Result<Vec<(u16, Agg)>, CodecError> {
+    layout::decode(kind, payload)
 }
 
 /// Checks the frame; the block's kind and its deflate stream.

@@ -26,6 +26,10 @@ pub fn unzigzag(u: u64) -> i64 {
     ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
 
+fn too_long(what: &str) -> CodecError {
+    CodecError::Malformed(format!("{what}: varint longer than 64 bits"))
+}
+
 /// Reads a payload front to back. Every read names what it was reading so
 /// that an error says where the payload went wrong.
 pub struct Reader<'a> {
@@ -78,6 +82,22 @@ impl<'a> Reader<'a> {
     }
 
     fn uvarint_long(&mut self, what: &'static str) -> Result<u64, CodecError> {
+        // With ten bytes at hand (all but a payload's last numbers), one
+        // bounds check for the whole varint.
+        if let Some(bytes) = self.buf.get(self.pos..self.pos + 10) {
+            let mut v = 0u64;
+            for (i, &b) in bytes.iter().enumerate() {
+                if i == 9 && b > 1 {
+                    break;
+                }
+                v |= u64::from(b & 0x7F) << (7 * i);
+                if b & 0x80 == 0 {
+                    self.pos += i + 1;
+                    return Ok(v);
+                }
+            }
+            return Err(too_long(what));
+        }
         let mut v = 0u64;
         for i in 0..10 {
             let b = self.u8(what)?;
@@ -90,9 +110,7 @@ impl<'a> Reader<'a> {
                 return Ok(v);
             }
         }
-        Err(CodecError::Malformed(format!(
-            "{what}: varint longer than 64 bits"
-        )))
+        Err(too_long(what))
     }
 
     #[inline]
@@ -136,6 +154,38 @@ mod tests {
         assert_eq!(r.remaining(), 0);
         assert_eq!(zigzag(-1), 1);
         assert_eq!(zigzag(1), 2);
+    }
+
+    /// The varint as read a byte at a time, each byte bounds-checked.
+    fn reference(buf: &[u8]) -> Option<(u64, usize)> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = *buf.get(i)?;
+            if i == 9 && b > 1 {
+                return None;
+            }
+            v |= u64::from(b & 0x7F) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some((v, i + 1));
+            }
+        }
+        None
+    }
+
+    proptest::proptest! {
+        /// Whatever the bytes and however many follow, a varint reads as
+        /// it does a byte at a time.
+        #[test]
+        fn varints_read_as_byte_by_byte(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![proptest::prelude::any::<u8>(), 0x80u8..=0xFF, proptest::prelude::Just(0xFFu8)],
+                0..24,
+            ),
+        ) {
+            let mut r = Reader::new(&bytes);
+            let got = r.uvarint("x").ok().map(|v| (v, r.pos));
+            proptest::prop_assert_eq!(got, reference(&bytes));
+        }
     }
 
     #[test]

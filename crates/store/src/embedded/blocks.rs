@@ -3,8 +3,16 @@
 //! 512 days of days), so a query reads few blocks and a checkpoint rewrites
 //! few.
 
+mod cache;
+
+pub use cache::{
+    set_capacity as set_block_cache_capacity, DEFAULT_BYTES as DEFAULT_BLOCK_CACHE_BYTES,
+};
+
 use super::tables::engine;
-use crate::codec::{decode_block, encode_block, CodecError, PartReader};
+use crate::codec::{
+    decode_block, decode_block_keeping, decode_payload, encode_block, CodecError, PartReader,
+};
 use crate::{Resolution, SeriesId, StoreError};
 use minutely_core::{Agg, Part, Slim};
 use redb::{ReadableTable, Table};
@@ -39,6 +47,24 @@ pub fn decode(
     decode_block(bytes)
         .map(|(_, slots)| slots)
         .map_err(|e| damaged(db_path, key, e))
+}
+
+/// [`decode`] through the process's cache of inflated payloads.
+fn decode_cached(
+    db_path: &Path,
+    key: (u64, u8, u32),
+    bytes: &[u8],
+) -> Result<Vec<(u16, Agg)>, StoreError> {
+    let cache = cache::global();
+    match cache.and_then(|c| c.get(key, bytes)) {
+        Some((kind, payload)) => decode_payload(kind, &payload),
+        None => decode_block_keeping(bytes, |kind, payload| {
+            cache
+                .into_iter()
+                .for_each(|c| c.insert(key, bytes, kind, payload))
+        }),
+    }
+    .map_err(|e| damaged(db_path, key, e))
 }
 
 fn damaged(db_path: &Path, key: (u64, u8, u32), e: CodecError) -> StoreError {
@@ -116,7 +142,7 @@ pub fn read_range(
     for entry in table.range(range).map_err(engine)? {
         let (k, v) = entry.map_err(engine)?;
         let key = k.value();
-        let slots = decode(db_path, key, v.value())?;
+        let slots = decode_cached(db_path, key, v.value())?;
         out.reserve(slots.len());
         for (slot, agg) in slots {
             let ts = slot_start(res, key.2, slot);
@@ -155,14 +181,28 @@ pub fn read_range_part(
         let key = k.value();
         let start = slot_start(res, key.2, 0);
         let secs = res.secs();
-        reader
-            .decode(v.value(), part, &mut |slot, slim| {
-                let ts = start + i64::from(slot) * secs;
-                if ts >= from && ts < to {
-                    out.push((ts, slim));
-                }
-            })
-            .map_err(|e| damaged(db_path, key, e))?;
+        let mut push = |slot, slim| {
+            let ts = start + i64::from(slot) * secs;
+            if ts >= from && ts < to {
+                out.push((ts, slim));
+            }
+        };
+        let bytes = v.value();
+        let cache = cache::global();
+        match cache.and_then(|c| c.get(key, bytes)) {
+            Some((kind, payload)) => reader.decode_payload(kind, &payload, part, &mut push),
+            None => reader.decode_keeping(
+                bytes,
+                part,
+                |kind, payload| {
+                    cache
+                        .into_iter()
+                        .for_each(|c| c.insert(key, bytes, kind, payload))
+                },
+                &mut push,
+            ),
+        }
+        .map_err(|e| damaged(db_path, key, e))?;
     }
     Ok(out)
 }

@@ -26,6 +26,7 @@ mod verify;
 mod wal;
 mod writer;
 
+pub use blocks::{set_block_cache_capacity, DEFAULT_BLOCK_CACHE_BYTES};
 pub use verify::VerifyReport;
 
 use crate::codec::PartReader;
@@ -70,11 +71,11 @@ pub struct EmbeddedConfig {
     /// redb's page cache. Reads miss it to the operating system's file
     /// cache, so a small one costs little; a large one keeps every page
     /// the start-up block check read.
-    pub cache_bytes: usize,
+    pub page_cache_bytes: usize,
 }
 
 /// The default page cache: 8 MiB.
-pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
+pub const DEFAULT_PAGE_CACHE_BYTES: usize = 8 << 20;
 
 impl EmbeddedConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -85,7 +86,7 @@ impl EmbeddedConfig {
             checkpoint_interval: Duration::from_secs(300),
             batch_window_secs: 90_000,
             max_open_minutes: 1_000_000,
-            cache_bytes: DEFAULT_CACHE_BYTES,
+            page_cache_bytes: DEFAULT_PAGE_CACHE_BYTES,
         }
     }
 }
@@ -161,8 +162,8 @@ impl EmbeddedStore {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<_, StoreError> {
                 // A full disk met while writing leaves the handle refusing
                 // every operation: `Db` reopens it then.
-                let db =
-                    db::Db::open(&db_path, cfg.cache_bytes).map_err(|e| open_error(&db_path, e))?;
+                let db = db::Db::open(&db_path, cfg.page_cache_bytes)
+                    .map_err(|e| open_error(&db_path, e))?;
                 meta::init_tables(&*db.get()?)?;
                 let mut index = SeriesIndex::default();
                 meta::load_index(&*db.get()?, &mut index)?;

@@ -447,3 +447,63 @@ fn series_where_filters_like_series_of() {
         assert_eq!(all.len(), if env == Some("nope") { 0 } else { 2 });
     }
 }
+
+/// Reads go through a cache of inflated blocks: a block rewritten by a
+/// checkpoint must be read anew, also while other threads keep reading.
+#[test]
+fn reads_after_a_checkpoint_see_the_rewritten_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = base();
+    let store = open(dir.path());
+    let push = |store: &EmbeddedStore| {
+        let points = (0..60)
+            .map(|m| point(Kind::Counter, "orders", (t0 + m * 60 + 7) as f64, 1.0, &[]))
+            .collect();
+        assert_eq!(store.push(req(None, points)).unwrap().accepted, 60);
+    };
+    let sums = |store: &EmbeddedStore| -> (Vec<f64>, Vec<f64>) {
+        let ids: Vec<SeriesId> = store
+            .series_of("shop", Some("prod"), "orders")
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        let parts = store
+            .read_part(&ids, Resolution::Minute, t0, t0 + 3_600, Part::Sum)
+            .unwrap();
+        let whole = store
+            .read(&ids, Resolution::Minute, t0, t0 + 3_600)
+            .unwrap();
+        let whole = whole[0]
+            .iter()
+            .map(|(_, a)| match a {
+                Agg::Counter(s) => *s,
+                _ => f64::NAN,
+            })
+            .collect();
+        (parts[0].iter().map(|(_, p)| p.v).collect(), whole)
+    };
+    push(&store);
+    store.checkpoint().unwrap();
+    assert_eq!(sums(&store), (vec![1.0; 60], vec![1.0; 60]));
+    let rounds = 6;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let (parts, whole) = sums(&store);
+                // Each read sees some whole number of pushes in every minute.
+                for v in parts.iter().chain(&whole) {
+                    assert!(*v >= 1.0 && *v <= (rounds + 1) as f64 && v.fract() == 0.0);
+                }
+            }
+        });
+        for _ in 0..rounds {
+            push(&store);
+            store.checkpoint().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        reader.join().unwrap();
+    });
+    let all = vec![(rounds + 1) as f64; 60];
+    assert_eq!(sums(&store), (all.clone(), all));
+}

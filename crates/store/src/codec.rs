@@ -11,6 +11,8 @@
 //! is a [`CodecError`] that says what is wrong, never a panic, and the
 //! payload cannot inflate past [`MAX_PAYLOAD`].
 
+#[cfg(test)]
+mod dist_tests;
 mod floats;
 mod layout;
 #[cfg(test)]
@@ -24,6 +26,8 @@ use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
 use miniz_oxide::inflate::TINFLStatus;
 use minutely_core::{Agg, Kind, Part, Slim};
 use std::io::{Read, Write};
+
+pub use layout::DistSlot;
 
 /// Format version written in the first byte. Later versions keep the
 /// version byte first and the CRC32 last, so that this build can tell a
@@ -128,6 +132,35 @@ impl PartReader {
         out: &mut impl FnMut(u16, Slim),
     ) -> Result<(), CodecError> {
         layout::decode_part(kind, payload, part, &mut self.cols, out)
+    }
+
+    /// Decodes the distributions of a block written by [`encode_block`]
+    /// (the numbers [`decode_block`] gives, bit for bit), handing each slot
+    /// to `out` in slot order from reused buffers; also shows `keep` the
+    /// block's kind and inflated payload, as [`PartReader::decode_keeping`]
+    /// does. A block of another kind gives nothing.
+    pub fn decode_dists_keeping(
+        &mut self,
+        bytes: &[u8],
+        keep: impl FnOnce(Kind, &[u8]),
+        out: &mut impl FnMut(u16, DistSlot<'_>),
+    ) -> Result<(), CodecError> {
+        let (kind, deflated) = check_frame(bytes)?;
+        self.len = inflate_into(&mut self.inflater, deflated, &mut self.payload)?;
+        let payload = &self.payload[..self.len];
+        keep(kind, payload);
+        layout::decode_dists(kind, payload, &mut self.cols, out)
+    }
+
+    /// [`PartReader::decode_dists_keeping`] of a payload inflated before
+    /// from a block of `kind`.
+    pub fn decode_dists_payload(
+        &mut self,
+        kind: Kind,
+        payload: &[u8],
+        out: &mut impl FnMut(u16, DistSlot<'_>),
+    ) -> Result<(), CodecError> {
+        layout::decode_dists(kind, payload, &mut self.cols, out)
     }
 }
 

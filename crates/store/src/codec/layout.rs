@@ -119,7 +119,50 @@ pub struct Columns {
     a: Vec<f64>,
     b: Vec<f64>,
     c: Vec<f64>,
+    d: Vec<f64>,
     ms: Vec<i64>,
+    /// A sketch's positive and negative bins.
+    bins: [Vec<(i32, f64)>; 2],
+}
+
+/// A distribution bucket as [`decode_dists`] hands it over: count, sum,
+/// min, max and zero count, then the sketch's positive and negative bins.
+pub type DistSlot<'a> = ([f64; 5], &'a [(i32, f64)], &'a [(i32, f64)]);
+
+/// Reads a block's distributions as [`decode`] does (the same checks),
+/// handing each slot to `out` in slot order from buffers reused from slot
+/// to slot, rather than building an aggregate for each. A block of
+/// another kind gives nothing.
+pub fn decode_dists(
+    kind: Kind,
+    payload: &[u8],
+    cols: &mut Columns,
+    out: &mut impl FnMut(u16, DistSlot<'_>),
+) -> Result<(), CodecError> {
+    if kind != Kind::Distribution {
+        return Ok(());
+    }
+    let mut r = Reader::new(payload);
+    get_slots_into(&mut r, &mut cols.slots)?;
+    let n = cols.slots.len();
+    let [(count, _), (sum, _), (min, _), (max, _)] = DIST_FIELDS;
+    get_floats_into(&mut r, n, count, &mut cols.a)?;
+    get_floats_into(&mut r, n, sum, &mut cols.b)?;
+    get_floats_into(&mut r, n, min, &mut cols.c)?;
+    get_floats_into(&mut r, n, max, &mut cols.d)?;
+    let mut first_keys = [0i64; 2];
+    for i in 0..n {
+        let zero = get_sketch_into(&mut r, &mut first_keys, &mut cols.bins)?;
+        let scalars = [cols.a[i], cols.b[i], cols.c[i], cols.d[i], zero];
+        out(cols.slots[i], (scalars, &cols.bins[0], &cols.bins[1]));
+    }
+    if r.remaining() != 0 {
+        return Err(CodecError::Malformed(format!(
+            "{} bytes after the last column",
+            r.remaining()
+        )));
+    }
+    Ok(())
 }
 
 /// Reads only the slot numbers and the columns `part` needs, and hands
@@ -381,6 +424,19 @@ fn put_sketch(out: &mut Vec<u8>, s: &Sketch, first_keys: &mut [i64; 2]) {
 }
 
 fn get_sketch(r: &mut Reader, first_keys: &mut [i64; 2]) -> Result<Sketch, CodecError> {
+    let mut stores = [Vec::new(), Vec::new()];
+    let zero = get_sketch_into(r, first_keys, &mut stores)?;
+    let [pos, neg] = stores;
+    Ok(Sketch::from_parts(pos, neg, zero))
+}
+
+/// Reads a sketch's positive and negative bins into `stores` (cleared
+/// first) and returns its zero count.
+fn get_sketch_into(
+    r: &mut Reader,
+    first_keys: &mut [i64; 2],
+    stores: &mut [Vec<(i32, f64)>; 2],
+) -> Result<f64, CodecError> {
     let flags = r.u8("sketch flags")?;
     if flags & !INTEGRAL_COUNTS != 0 {
         return Err(CodecError::Malformed(format!(
@@ -389,8 +445,8 @@ fn get_sketch(r: &mut Reader, first_keys: &mut [i64; 2]) -> Result<Sketch, Codec
     }
     let integral = flags & INTEGRAL_COUNTS != 0;
     let zero = get_count(r, integral)?;
-    let mut stores = [Vec::new(), Vec::new()];
     for (bins, first) in stores.iter_mut().zip(first_keys) {
+        bins.clear();
         let n = r.item_count("sketch bin count")?;
         bins.reserve(n);
         let mut prev = *first;
@@ -405,6 +461,5 @@ fn get_sketch(r: &mut Reader, first_keys: &mut [i64; 2]) -> Result<Sketch, Codec
             bins.push((key, get_count(r, integral)?));
         }
     }
-    let [pos, neg] = stores;
-    Ok(Sketch::from_parts(pos, neg, zero))
+    Ok(zero)
 }

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 /// An aggregate as the bits of all its numbers, so that -0.0, NaN payloads
 /// and the like compare exactly.
-fn bits(a: &Agg) -> Vec<u64> {
+pub(super) fn bits(a: &Agg) -> Vec<u64> {
     let store = |bins: &[(i32, f64)]| {
         let mut v = vec![bins.len() as u64];
         bins.iter()
@@ -48,7 +48,7 @@ fn round_trip(kind: Kind, slots: &[(u16, Agg)]) -> Vec<u8> {
 
 /// A block with a valid frame around any deflate stream, to reach the
 /// payload parser with arbitrary content.
-fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+pub(super) fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = vec![VERSION, kind];
     out.extend_from_slice(&deflate(payload));
     let crc = crc32fast::hash(&out);
@@ -445,7 +445,7 @@ fn distribution(decimal: bool) -> impl Strategy<Value = Agg> {
 
 /// Slot numbers and one aggregate each; half the cases keep every float
 /// decimal, so that both column encodings get exercised.
-fn block(kind: Kind) -> impl Strategy<Value = Vec<(u16, Agg)>> {
+pub(super) fn block(kind: Kind) -> impl Strategy<Value = Vec<(u16, Agg)>> {
     (slot_numbers(), any::<bool>()).prop_flat_map(move |(nums, dec)| {
         let agg = match kind {
             Kind::Counter => counter(dec).boxed(),

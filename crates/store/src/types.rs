@@ -1,5 +1,6 @@
 //! The storage trait and the types that cross it.
 
+use minutely_core::fold::DistRows;
 use minutely_core::{Agg, Kind, Part, Point, Slim, Tags};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -336,6 +337,24 @@ pub trait Store: Send + Sync + 'static {
                     .filter_map(|(ts, agg)| part.of(agg).map(|s| (*ts, s)))
                     .collect()
             })
+            .collect())
+    }
+
+    /// As [`read`](Store::read), only distribution buckets, each series'
+    /// as flat rows: the very numbers, without an aggregate per bucket
+    /// (what a quantile over many series reads). Buckets of another kind
+    /// are left out. The default converts whole aggregates.
+    fn read_dists(
+        &self,
+        series: &[SeriesId],
+        res: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<DistRows>, StoreError> {
+        Ok(self
+            .read(series, res, from, to)?
+            .iter()
+            .map(|buckets| DistRows::from_buckets(buckets))
             .collect())
     }
 

@@ -11,9 +11,11 @@ pub use cache::{
 
 use super::tables::engine;
 use crate::codec::{
-    decode_block, decode_block_keeping, decode_payload, encode_block, CodecError, PartReader,
+    decode_block, decode_block_keeping, decode_payload, encode_block, CodecError, DistSlot,
+    PartReader,
 };
 use crate::{Resolution, SeriesId, StoreError};
+use minutely_core::fold::DistRows;
 use minutely_core::{Agg, Part, Slim};
 use redb::{ReadableTable, Table};
 use std::path::Path;
@@ -194,6 +196,52 @@ pub fn read_range_part(
             None => reader.decode_keeping(
                 bytes,
                 part,
+                |kind, payload| {
+                    cache
+                        .into_iter()
+                        .for_each(|c| c.insert(key, bytes, kind, payload))
+                },
+                &mut push,
+            ),
+        }
+        .map_err(|e| damaged(db_path, key, e))?;
+    }
+    Ok(out)
+}
+
+/// [`read_range`] of a series' distribution buckets, as rows: no
+/// aggregate is built per bucket. Blocks of another kind give nothing.
+pub fn read_range_dists(
+    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
+    db_path: &Path,
+    sid: SeriesId,
+    (res, from, to): (Resolution, i64, i64),
+    reader: &mut PartReader,
+) -> Result<DistRows, StoreError> {
+    let mut out = DistRows::default();
+    if to <= from {
+        return Ok(out);
+    }
+    let (first, _) = locate(res, from.max(0));
+    let (last, _) = locate(res, (to - 1).max(0));
+    let range = (sid, res.code(), first)..=(sid, res.code(), last);
+    for entry in table.range(range).map_err(engine)? {
+        let (k, v) = entry.map_err(engine)?;
+        let key = k.value();
+        let start = slot_start(res, key.2, 0);
+        let secs = res.secs();
+        let mut push = |slot, (scalars, pos, neg): DistSlot<'_>| {
+            let ts = start + i64::from(slot) * secs;
+            if ts >= from && ts < to {
+                out.push(ts, scalars, pos, neg);
+            }
+        };
+        let bytes = v.value();
+        let cache = cache::global();
+        match cache.and_then(|c| c.get(key, bytes)) {
+            Some((kind, payload)) => reader.decode_dists_payload(kind, &payload, &mut push),
+            None => reader.decode_dists_keeping(
+                bytes,
                 |kind, payload| {
                     cache
                         .into_iter()

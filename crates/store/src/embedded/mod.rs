@@ -37,6 +37,7 @@ use crate::{
 };
 use head::{Generation, Head};
 use index::{SeriesIndex, SeriesRef};
+use minutely_core::fold::DistRows;
 use minutely_core::{Agg, Kind, Part, Slim};
 use record::{BatchEntry, Record, SeriesDef};
 use redb::Database;
@@ -399,39 +400,40 @@ impl Inner {
     where
         T: Clone + Send + Sync,
     {
+        let per_series = |table: &BlocksTable, state: &mut State, sid, minutes: &[(i64, T)]| {
+            let stored = read_stored(table, state, sid)?;
+            Ok(overlay(stored, minutes, res, from, &merge))
+        };
         // A handle broken by an earlier I/O error is reopened and the read
         // runs once more.
         self.db.with(|db| {
             self.read_snapshot(
                 db,
                 series,
-                res,
-                from,
-                to,
+                (res, from, to),
                 &from_head,
-                &merge,
                 &new_state,
-                &read_stored,
+                &per_series,
             )
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn read_snapshot<T, State>(
+    /// One snapshot's read of each series: `per_series` is given the
+    /// series' head minutes in `[from, to)` (as `from_head` sees them) and
+    /// reads its blocks; series are spread over threads.
+    fn read_snapshot<T, State, S>(
         &self,
         db: &Database,
         series: &[SeriesId],
-        res: Resolution,
-        from: i64,
-        to: i64,
+        (res, from, to): (Resolution, i64, i64),
         from_head: impl Fn(&Agg) -> Option<T>,
-        merge: impl Fn(&mut T, &T) + Sync,
         new_state: impl Fn() -> State + Sync,
-        read_stored: impl Fn(&BlocksTable, &mut State, SeriesId) -> Result<Vec<(i64, T)>, StoreError>
+        per_series: impl Fn(&BlocksTable, &mut State, SeriesId, &[(i64, T)]) -> Result<S, StoreError>
             + Sync,
-    ) -> Result<Vec<Vec<(i64, T)>>, StoreError>
+    ) -> Result<Vec<S>, StoreError>
     where
         T: Clone + Send + Sync,
+        S: Send,
     {
         let (txn, head_minutes) = {
             let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
@@ -455,20 +457,16 @@ impl Inner {
             .chunks(chunk)
             .zip(head_minutes.chunks(chunk))
             .collect();
-        type Chunk<T> = Vec<Vec<(i64, T)>>;
         type Job<'a, T> = (&'a [SeriesId], &'a [Vec<(i64, T)>]);
-        let read_chunk = |(ids, heads): Job<'_, T>| -> Result<Chunk<T>, StoreError> {
+        let read_chunk = |(ids, heads): Job<'_, T>| -> Result<Vec<S>, StoreError> {
             let table = txn.open_table(tables::BLOCKS).map_err(engine)?;
             let mut state = new_state();
             ids.iter()
                 .zip(heads)
-                .map(|(&sid, minutes)| {
-                    let stored = read_stored(&table, &mut state, sid)?;
-                    Ok(overlay(stored, minutes, res, from, &merge))
-                })
+                .map(|(&sid, minutes)| per_series(&table, &mut state, sid, minutes))
                 .collect()
         };
-        let parts: Vec<Result<Chunk<T>, StoreError>> = if jobs.len() <= 1 {
+        let parts: Vec<Result<Vec<S>, StoreError>> = if jobs.len() <= 1 {
             jobs.into_iter().map(read_chunk).collect()
         } else {
             let read_chunk = &read_chunk;
@@ -722,6 +720,38 @@ impl Store for EmbeddedStore {
                 blocks::read_range_part(table, &inner.db_path, sid, res, from, to, part, reader)
             },
         )
+    }
+
+    fn read_dists(
+        &self,
+        series: &[SeriesId],
+        res: Resolution,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<DistRows>, StoreError> {
+        let inner = &self.inner;
+        let window = (res, from, to);
+        let per_series =
+            |table: &BlocksTable, reader: &mut PartReader, sid, minutes: &[(i64, Agg)]| {
+                if minutes.is_empty() {
+                    return blocks::read_range_dists(table, &inner.db_path, sid, window, reader);
+                }
+                // Head minutes merge into stored buckets before they are
+                // folded: this series is read as whole aggregates.
+                let stored = blocks::read_range(table, &inner.db_path, sid, res, from, to)?;
+                let buckets = overlay(stored, minutes, res, from, &Agg::merge);
+                Ok(DistRows::from_buckets(&buckets))
+            };
+        inner.db.with(|db| {
+            inner.read_snapshot(
+                db,
+                series,
+                window,
+                |agg| Some(agg.clone()),
+                PartReader::default,
+                per_series,
+            )
+        })
     }
 
     fn catalogue(&self, app: &str, env: Option<&str>) -> Vec<MetricInfo> {
@@ -1001,5 +1031,7 @@ fn dir_bytes(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+#[cfg(test)]
+mod dist_tests;
 #[cfg(test)]
 mod tests;

@@ -335,12 +335,23 @@ pub fn run(
             // at a time and fold it in, rather than hold them all.
             let mut groups: BTreeMap<Tags, Evaluation> = BTreeMap::new();
             for (infos, ids) in series.chunks(READ_CHUNK).zip(ids.chunks(READ_CHUNK)) {
-                let data = store.read(ids, res, p.grid.from, to)?;
-                for (s, buckets) in infos.iter().zip(&data) {
-                    groups
-                        .entry(s.tags.project(&p.group_by))
-                        .or_insert_with(|| Evaluation::new(kind, field, p.across, p.grid))
+                if kind == Kind::Distribution {
+                    // As rows: no aggregate built per bucket.
+                    let data = store.read_dists(ids, res, p.grid.from, to)?;
+                    for (s, rows) in infos.iter().zip(&data) {
+                        evaluation(&mut groups, s, &p.group_by, || {
+                            Evaluation::new(kind, field, p.across, p.grid)
+                        })
+                        .add_dists(rows);
+                    }
+                } else {
+                    let data = store.read(ids, res, p.grid.from, to)?;
+                    for (s, buckets) in infos.iter().zip(&data) {
+                        evaluation(&mut groups, s, &p.group_by, || {
+                            Evaluation::new(kind, field, p.across, p.grid)
+                        })
                         .add(buckets);
+                    }
                 }
             }
             groups
@@ -366,6 +377,16 @@ pub fn run(
         step: p.grid.step,
         series: out,
     })
+}
+
+/// The evaluation of the group a series belongs to, new if need be.
+fn evaluation<'a>(
+    groups: &'a mut BTreeMap<Tags, Evaluation>,
+    s: &SeriesInfo,
+    group_by: &[String],
+    new: impl FnOnce() -> Evaluation,
+) -> &'a mut Evaluation {
+    groups.entry(s.tags.project(group_by)).or_insert_with(new)
 }
 
 /// Each group's buckets on the grid, merged across its series by the store,

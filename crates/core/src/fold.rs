@@ -200,6 +200,10 @@ pub struct DistRows {
     bins: Vec<(i32, f64)>,
 }
 
+/// One bucket of [`DistRows`]: start, count, sum, min, max and zero
+/// count, positive bins, negative bins.
+pub type DistRow<'a> = (i64, [f64; 5], &'a [(i32, f64)], &'a [(i32, f64)]);
+
 #[derive(Debug, Clone)]
 struct Row {
     ts: i64,
@@ -252,7 +256,7 @@ impl DistRows {
 
     /// Each bucket as (start, scalars as [`DistRows::push`] took them,
     /// positive bins, negative bins), by time.
-    pub fn iter(&self) -> impl Iterator<Item = (i64, [f64; 5], &[(i32, f64)], &[(i32, f64)])> {
+    pub fn iter(&self) -> impl Iterator<Item = DistRow<'_>> {
         let mut start = 0;
         self.rows.iter().map(move |r| {
             let pos = &self.bins[start..r.pos_end];

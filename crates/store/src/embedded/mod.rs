@@ -413,7 +413,7 @@ impl Inner {
                 (res, from, to),
                 &from_head,
                 &new_state,
-                &per_series,
+                per_series,
             )
         })
     }

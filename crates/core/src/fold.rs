@@ -246,6 +246,12 @@ impl DistRows {
         });
     }
 
+    /// Room for `rows` more buckets holding `bins` more bins in all.
+    pub fn reserve(&mut self, rows: usize, bins: usize) {
+        self.rows.reserve(rows);
+        self.bins.reserve(bins);
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }

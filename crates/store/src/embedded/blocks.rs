@@ -18,6 +18,7 @@ use crate::{Resolution, SeriesId, StoreError};
 use minutely_core::fold::DistRows;
 use minutely_core::{Agg, Part, Slim};
 use redb::{ReadableTable, Table};
+use std::cell::Cell;
 use std::path::Path;
 
 pub fn slots_per_block(res: Resolution) -> i64 {
@@ -222,6 +223,8 @@ pub fn read_range_dists(
     if to <= from {
         return Ok(out);
     }
+    // Room for every bucket of the range, within reason for a long one.
+    out.reserve(((to - from) / res.secs() + 1).clamp(0, 1 << 16) as usize, 0);
     let (first, _) = locate(res, from.max(0));
     let (last, _) = locate(res, (to - 1).max(0));
     let range = (sid, res.code(), first)..=(sid, res.code(), last);
@@ -230,7 +233,12 @@ pub fn read_range_dists(
         let key = k.value();
         let start = slot_start(res, key.2, 0);
         let secs = res.secs();
+        // A sketch bin takes two payload bytes at least: room for the
+        // block's bins is made once, not by doubling (which copies
+        // megabytes for a day of wide sketches).
+        let room = Cell::new(0);
         let mut push = |slot, (scalars, pos, neg): DistSlot<'_>| {
+            out.reserve(0, room.take());
             let ts = start + i64::from(slot) * secs;
             if ts >= from && ts < to {
                 out.push(ts, scalars, pos, neg);
@@ -239,10 +247,14 @@ pub fn read_range_dists(
         let bytes = v.value();
         let cache = cache::global();
         match cache.and_then(|c| c.get(key, bytes)) {
-            Some((kind, payload)) => reader.decode_dists_payload(kind, &payload, &mut push),
+            Some((kind, payload)) => {
+                room.set(payload.len() / 2);
+                reader.decode_dists_payload(kind, &payload, &mut push)
+            }
             None => reader.decode_dists_keeping(
                 bytes,
                 |kind, payload| {
+                    room.set(payload.len() / 2);
                     cache
                         .into_iter()
                         .for_each(|c| c.insert(key, bytes, kind, payload))

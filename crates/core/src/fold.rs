@@ -216,18 +216,19 @@ struct Row {
 
 impl DistRows {
     /// The distribution buckets of `buckets` (those of another kind left
-    /// out, as a query of a distribution leaves them).
-    pub fn from_buckets(buckets: &[(i64, crate::Agg)]) -> DistRows {
+    /// out, as a query of a distribution leaves them). Without `sketches`,
+    /// each bucket's sketch is left empty (no bins, zero count 0): all
+    /// that fields other than quantiles need.
+    pub fn from_buckets(buckets: &[(i64, crate::Agg)], sketches: bool) -> DistRows {
         let mut rows = DistRows::default();
         for (ts, agg) in buckets {
             if let crate::Agg::Distribution(d) = agg {
                 let s = &d.sketch;
-                rows.push(
-                    *ts,
-                    [d.count, d.sum, d.min, d.max, s.zero_count()],
-                    s.pos_bins(),
-                    s.neg_bins(),
-                );
+                let (zero, pos, neg) = match sketches {
+                    true => (s.zero_count(), s.pos_bins(), s.neg_bins()),
+                    false => (0.0, &[][..], &[][..]),
+                };
+                rows.push(*ts, [d.count, d.sum, d.min, d.max, zero], pos, neg);
             }
         }
         rows

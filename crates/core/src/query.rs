@@ -498,12 +498,14 @@ mod tests {
                 prop_assert_eq!(&got, &expected);
                 // Rows give the same bits, for a distribution's evaluation
                 // and (as aggregates again) for a counter's.
+                // Only quantiles read the sketches.
+                let sketches = matches!(field, Field::Quantile(_));
                 let mut e = Evaluation::new(Kind::Distribution, field, Across::Sum, grid);
-                data.iter().for_each(|s| e.add_dists(&DistRows::from_buckets(s)));
+                data.iter().for_each(|s| e.add_dists(&DistRows::from_buckets(s, sketches)));
                 let rows: Vec<Option<u64>> = e.finish().into_iter().map(|v| v.map(f64::to_bits)).collect();
                 prop_assert_eq!(&rows, &expected);
                 let mut e = Evaluation::new(Kind::Counter, field, Across::Sum, grid);
-                data.iter().for_each(|s| e.add_dists(&DistRows::from_buckets(s)));
+                data.iter().for_each(|s| e.add_dists(&DistRows::from_buckets(s, sketches)));
                 let rows: Vec<Option<u64>> = e.finish().into_iter().map(|v| v.map(f64::to_bits)).collect();
                 prop_assert_eq!(rows, expected);
             }

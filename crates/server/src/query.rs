@@ -336,8 +336,10 @@ pub fn run(
             let mut groups: BTreeMap<Tags, Evaluation> = BTreeMap::new();
             for (infos, ids) in series.chunks(READ_CHUNK).zip(ids.chunks(READ_CHUNK)) {
                 if kind == Kind::Distribution {
-                    // As rows: no aggregate built per bucket.
-                    let data = store.read_dists(ids, res, p.grid.from, to)?;
+                    // As rows: no aggregate built per bucket, and no
+                    // sketch read but for a quantile.
+                    let sketches = matches!(field, Field::Quantile(_));
+                    let data = store.read_dists(ids, res, p.grid.from, to, sketches)?;
                     for (s, rows) in infos.iter().zip(&data) {
                         evaluation(&mut groups, s, &p.group_by, || {
                             Evaluation::new(kind, field, p.across, p.grid)

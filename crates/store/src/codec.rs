@@ -138,10 +138,13 @@ impl PartReader {
     /// (the numbers [`decode_block`] gives, bit for bit), handing each slot
     /// to `out` in slot order from reused buffers; also shows `keep` the
     /// block's kind and inflated payload, as [`PartReader::decode_keeping`]
-    /// does. A block of another kind gives nothing.
+    /// does. A block of another kind gives nothing. Without `sketches`,
+    /// each slot's sketch is handed over empty (zero count 0) and the
+    /// sketches are not read, like columns a part does not need.
     pub fn decode_dists_keeping(
         &mut self,
         bytes: &[u8],
+        sketches: bool,
         keep: impl FnOnce(Kind, &[u8]),
         out: &mut impl FnMut(u16, DistSlot<'_>),
     ) -> Result<(), CodecError> {
@@ -149,7 +152,7 @@ impl PartReader {
         self.len = inflate_into(&mut self.inflater, deflated, &mut self.payload)?;
         let payload = &self.payload[..self.len];
         keep(kind, payload);
-        layout::decode_dists(kind, payload, &mut self.cols, out)
+        layout::decode_dists(kind, payload, sketches, &mut self.cols, out)
     }
 
     /// [`PartReader::decode_dists_keeping`] of a payload inflated before
@@ -158,9 +161,10 @@ impl PartReader {
         &mut self,
         kind: Kind,
         payload: &[u8],
+        sketches: bool,
         out: &mut impl FnMut(u16, DistSlot<'_>),
     ) -> Result<(), CodecError> {
-        layout::decode_dists(kind, payload, &mut self.cols, out)
+        layout::decode_dists(kind, payload, sketches, &mut self.cols, out)
     }
 }
 

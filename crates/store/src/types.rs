@@ -343,18 +343,21 @@ pub trait Store: Send + Sync + 'static {
     /// As [`read`](Store::read), only distribution buckets, each series'
     /// as flat rows: the very numbers, without an aggregate per bucket
     /// (what a quantile over many series reads). Buckets of another kind
-    /// are left out. The default converts whole aggregates.
+    /// are left out. Without `sketches`, sketches are left empty, as
+    /// [`DistRows::from_buckets`] leaves them (fields other than quantiles
+    /// do not read them). The default converts whole aggregates.
     fn read_dists(
         &self,
         series: &[SeriesId],
         res: Resolution,
         from: i64,
         to: i64,
+        sketches: bool,
     ) -> Result<Vec<DistRows>, StoreError> {
         Ok(self
             .read(series, res, from, to)?
             .iter()
-            .map(|buckets| DistRows::from_buckets(buckets))
+            .map(|buckets| DistRows::from_buckets(buckets, sketches))
             .collect())
     }
 

@@ -7,9 +7,13 @@ use minutely_core::DistAgg;
 use proptest::prelude::*;
 
 /// Every slot a [`PartReader`] hands over, as the bits of the aggregate.
-fn dists(reader: &mut PartReader, bytes: &[u8]) -> Result<Vec<(u16, Vec<u64>)>, CodecError> {
+fn dists(
+    reader: &mut PartReader,
+    bytes: &[u8],
+    sketches: bool,
+) -> Result<Vec<(u16, Vec<u64>)>, CodecError> {
     let mut out = Vec::new();
-    reader.decode_dists_keeping(bytes, |_, _| {}, &mut |slot, (s, pos, neg)| {
+    reader.decode_dists_keeping(bytes, sketches, |_, _| {}, &mut |slot, (s, pos, neg)| {
         let [count, sum, min, max, zero] = s;
         let sketch = minutely_core::Sketch::from_parts(pos.to_vec(), neg.to_vec(), zero);
         let d = DistAgg {
@@ -24,11 +28,20 @@ fn dists(reader: &mut PartReader, bytes: &[u8]) -> Result<Vec<(u16, Vec<u64>)>, 
     Ok(out)
 }
 
-/// The same, through the whole-aggregate decoder.
-fn dists_of_whole(bytes: &[u8]) -> Result<Vec<(u16, Vec<u64>)>, CodecError> {
+/// The same, through the whole-aggregate decoder (sketches emptied
+/// without `sketches`).
+fn dists_of_whole(bytes: &[u8], sketches: bool) -> Result<Vec<(u16, Vec<u64>)>, CodecError> {
     let (kind, slots) = decode_block(bytes)?;
+    let strip = |a: &Agg| match (a, sketches) {
+        (Agg::Distribution(d), false) => {
+            let mut d = d.clone();
+            d.sketch = minutely_core::Sketch::new();
+            Agg::Distribution(d)
+        }
+        _ => a.clone(),
+    };
     Ok(match kind {
-        Kind::Distribution => slots.iter().map(|(s, a)| (*s, bits(a))).collect(),
+        Kind::Distribution => slots.iter().map(|(s, a)| (*s, bits(&strip(a)))).collect(),
         _ => Vec::new(),
     })
 }
@@ -50,7 +63,12 @@ proptest! {
             encode_block(Kind::Distribution, &b),
             encode_block(Kind::Gauge, &gauges),
         ] {
-            prop_assert_eq!(dists(&mut reader, &bytes).unwrap(), dists_of_whole(&bytes).unwrap());
+            for sketches in [true, false] {
+                prop_assert_eq!(
+                    dists(&mut reader, &bytes, sketches).unwrap(),
+                    dists_of_whole(&bytes, sketches).unwrap()
+                );
+            }
         }
     }
 
@@ -71,7 +89,7 @@ proptest! {
         }
         let mut reader = PartReader::default();
         let bytes = frame(Kind::Distribution.code(), &payload);
-        match (dists(&mut reader, &bytes), dists_of_whole(&bytes)) {
+        match (dists(&mut reader, &bytes, true), dists_of_whole(&bytes, true)) {
             (Ok(got), Ok(whole)) => prop_assert_eq!(got, whole),
             (Err(_), Err(_)) => {}
             (got, whole) => prop_assert!(false, "{:?} vs {:?}", got, whole),

@@ -132,10 +132,13 @@ pub type DistSlot<'a> = ([f64; 5], &'a [(i32, f64)], &'a [(i32, f64)]);
 /// Reads a block's distributions as [`decode`] does (the same checks),
 /// handing each slot to `out` in slot order from buffers reused from slot
 /// to slot, rather than building an aggregate for each. A block of
-/// another kind gives nothing.
+/// another kind gives nothing. Without `sketches`, each slot comes with an
+/// empty sketch and the sketches are not read (their bytes, last in the
+/// payload, are vouched for by the frame's checksum).
 pub fn decode_dists(
     kind: Kind,
     payload: &[u8],
+    sketches: bool,
     cols: &mut Columns,
     out: &mut impl FnMut(u16, DistSlot<'_>),
 ) -> Result<(), CodecError> {
@@ -150,6 +153,13 @@ pub fn decode_dists(
     get_floats_into(&mut r, n, sum, &mut cols.b)?;
     get_floats_into(&mut r, n, min, &mut cols.c)?;
     get_floats_into(&mut r, n, max, &mut cols.d)?;
+    if !sketches {
+        for i in 0..n {
+            let scalars = [cols.a[i], cols.b[i], cols.c[i], cols.d[i], 0.0];
+            out(cols.slots[i], (scalars, &[], &[]));
+        }
+        return Ok(());
+    }
     let mut first_keys = [0i64; 2];
     for i in 0..n {
         let zero = get_sketch_into(&mut r, &mut first_keys, &mut cols.bins)?;

@@ -211,12 +211,15 @@ pub fn read_range_part(
 }
 
 /// [`read_range`] of a series' distribution buckets, as rows: no
-/// aggregate is built per bucket. Blocks of another kind give nothing.
+/// aggregate is built per bucket; without `sketches`, sketches are not
+/// read (see [`PartReader::decode_dists_keeping`]). Blocks of another
+/// kind give nothing.
 pub fn read_range_dists(
     table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
     db_path: &Path,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
+    sketches: bool,
     reader: &mut PartReader,
 ) -> Result<DistRows, StoreError> {
     let mut out = DistRows::default();
@@ -249,10 +252,11 @@ pub fn read_range_dists(
         match cache.and_then(|c| c.get(key, bytes)) {
             Some((kind, payload)) => {
                 room.set(payload.len() / 2);
-                reader.decode_dists_payload(kind, &payload, &mut push)
+                reader.decode_dists_payload(kind, &payload, sketches, &mut push)
             }
             None => reader.decode_dists_keeping(
                 bytes,
+                sketches,
                 |kind, payload| {
                     room.set(payload.len() / 2);
                     cache

@@ -51,21 +51,22 @@ fn check(store: &EmbeddedStore, t0: i64) -> Result<(), TestCaseError> {
         .collect();
     // An unknown series has no buckets.
     ids.push(u64::MAX);
+    let ranges = [(t0 - 86_400, t0 + 86_400), (t0 + 630, t0 + 4_000)];
     for res in Resolution::ALL {
-        for (from, to) in [(t0 - 86_400, t0 + 86_400), (t0 + 630, t0 + 4_000)] {
+        for ((from, to), sketches) in ranges.into_iter().flat_map(|r| [(r, true), (r, false)]) {
             let whole: Vec<Vec<Bits>> = store
                 .read(&ids, res, from, to)
                 .unwrap()
                 .iter()
-                .map(|b| bits(&DistRows::from_buckets(b)))
+                .map(|b| bits(&DistRows::from_buckets(b, sketches)))
                 .collect();
             let rows: Vec<Vec<Bits>> = store
-                .read_dists(&ids, res, from, to)
+                .read_dists(&ids, res, from, to, sketches)
                 .unwrap()
                 .iter()
                 .map(bits)
                 .collect();
-            prop_assert_eq!(rows, whole, "{:?} {}..{}", res, from, to);
+            prop_assert_eq!(rows, whole, "{:?} {}..{} {}", res, from, to, sketches);
         }
     }
     Ok(())

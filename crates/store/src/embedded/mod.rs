@@ -728,19 +728,27 @@ impl Store for EmbeddedStore {
         res: Resolution,
         from: i64,
         to: i64,
+        sketches: bool,
     ) -> Result<Vec<DistRows>, StoreError> {
         let inner = &self.inner;
         let window = (res, from, to);
         let per_series =
             |table: &BlocksTable, reader: &mut PartReader, sid, minutes: &[(i64, Agg)]| {
                 if minutes.is_empty() {
-                    return blocks::read_range_dists(table, &inner.db_path, sid, window, reader);
+                    return blocks::read_range_dists(
+                        table,
+                        &inner.db_path,
+                        sid,
+                        window,
+                        sketches,
+                        reader,
+                    );
                 }
                 // Head minutes merge into stored buckets before they are
                 // folded: this series is read as whole aggregates.
                 let stored = blocks::read_range(table, &inner.db_path, sid, res, from, to)?;
                 let buckets = overlay(stored, minutes, res, from, &Agg::merge);
-                Ok(DistRows::from_buckets(&buckets))
+                Ok(DistRows::from_buckets(&buckets, sketches))
             };
         inner.db.with(|db| {
             inner.read_snapshot(

@@ -27,6 +27,15 @@ impl Tags {
         Tags(map.into_iter().collect())
     }
 
+    /// Tags from pairs already sorted by key with no key twice (what a
+    /// parser that sorted them itself has); `None` when they are not.
+    pub fn from_sorted(pairs: Vec<(String, String)>) -> Option<Self> {
+        pairs
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0)
+            .then_some(Tags(pairs))
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .binary_search_by(|(k, _)| k.as_str().cmp(key))

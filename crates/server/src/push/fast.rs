@@ -282,16 +282,14 @@ fn parse_point<'a>(
         return None;
     }
     tags.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let mut owned = Vec::with_capacity(tags.len());
     for &(k, v) in tags.iter() {
         validate_tag(k, v).ok()?;
-        owned.push((k.to_string(), v.to_string()));
     }
     Some(Point {
         kind,
         name: name.to_string(),
         // A key given twice is left to the general path.
-        tags: Tags::from_sorted(owned)?,
+        tags: Tags::from_sorted(tags)?,
         ts,
         value: PointValue::Single(value),
     })

@@ -169,8 +169,8 @@ fn inflate_into(
 }
 
 fn deflate(payload: &[u8]) -> Vec<u8> {
-    // Blocks are written once per checkpoint and read many times, and are
-    // small: the best level costs little.
+    // Level 6: on minute and rollup blocks it gives the bytes of the best
+    // level (9) for less work at every checkpoint.
     let mut enc = DeflateEncoder::new(Vec::new(), Compression::new(6));
     let done = enc.write_all(payload).and_then(|()| enc.finish());
     // Writing into a Vec cannot fail; were the compressor ever to report an

@@ -4,14 +4,21 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Sorted, de-duplicated tag pairs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// Sorted, de-duplicated tag pairs, kept in two allocations whatever
+/// their number: every point of a push builds one, so a string per key and
+/// per value would be most of its allocations.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
-pub struct Tags(Vec<(String, String)>);
+pub struct Tags {
+    /// Keys and values one after another: key 0, value 0, key 1, ...
+    text: Box<str>,
+    /// Where each key and each value ends in `text`.
+    ends: Box<[usize]>,
+}
 
 impl Tags {
     pub fn new() -> Self {
-        Tags(Vec::new())
+        Tags::default()
     }
 
     pub fn from_pairs<I, K, V>(pairs: I) -> Self
@@ -24,50 +31,120 @@ impl Tags {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        Tags(map.into_iter().collect())
+        Tags::from(map)
+    }
+
+    /// Tags from pairs already sorted by key with no key twice (what a
+    /// parser that sorted them itself has); `None` when they are not.
+    pub fn from_sorted(pairs: &[(&str, &str)]) -> Option<Self> {
+        pairs
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0)
+            .then(|| Tags::build(pairs.iter().copied()))
+    }
+
+    /// From sorted, unique pairs.
+    fn build<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Self {
+        let len = pairs.clone().map(|(k, v)| k.len() + v.len()).sum();
+        let mut text = String::with_capacity(len);
+        let mut ends = Vec::with_capacity(2 * pairs.clone().count());
+        for (k, v) in pairs {
+            text.push_str(k);
+            ends.push(text.len());
+            text.push_str(v);
+            ends.push(text.len());
+        }
+        Tags {
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        }
+    }
+
+    /// The text of key (even `i`) or value (odd `i`) number `i / 2`.
+    fn part(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
+    }
+
+    fn pair(&self, i: usize) -> (&str, &str) {
+        (self.part(2 * i), self.part(2 * i + 1))
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|(k, _)| k.as_str().cmp(key))
-            .ok()
-            .map(|i| self.0[i].1.as_str())
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.part(2 * mid).cmp(key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(self.part(2 * mid + 1)),
+            }
+        }
+        None
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        (0..self.len()).map(|i| self.pair(i))
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.ends.len() / 2
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.ends.is_empty()
     }
 
     /// The subset of these tags whose keys are in `keys` (for group-by).
     /// A key the series lacks is left out, so such series form their own group.
     pub fn project(&self, keys: &[String]) -> Tags {
-        Tags(
-            self.0
-                .iter()
-                .filter(|(k, _)| keys.iter().any(|g| g == k))
-                .cloned()
-                .collect(),
-        )
+        Tags::build(self.iter().filter(|(k, _)| keys.iter().any(|g| g == k)))
+    }
+}
+
+/// Pair by pair, as a sorted list of pairs compares.
+impl Ord for Tags {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.iter().cmp(other.iter())
+    }
+}
+
+impl PartialOrd for Tags {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// As a list of pairs hashes, so a hash is what it was before tags were
+/// packed.
+impl std::hash::Hash for Tags {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.len());
+        for pair in self.iter() {
+            pair.hash(state);
+        }
+    }
+}
+
+impl std::fmt::Debug for Tags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Tags")
+            .field(&self.iter().collect::<Vec<_>>())
+            .finish()
     }
 }
 
 impl From<BTreeMap<String, String>> for Tags {
     fn from(map: BTreeMap<String, String>) -> Self {
-        Tags(map.into_iter().collect())
+        Tags::build(map.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 }
 
 impl From<Tags> for BTreeMap<String, String> {
     fn from(tags: Tags) -> Self {
-        tags.0.into_iter().collect()
+        tags.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 }
 
@@ -133,6 +210,60 @@ mod tests {
         assert_eq!(t.iter().collect::<Vec<_>>(), vec![("a", "1"), ("b", "3")]);
         assert_eq!(t.get("b"), Some("3"));
         assert_eq!(t.get("c"), None);
+    }
+
+    proptest::proptest! {
+        /// Built from any pairs, tags hold, find and order them as a sorted
+        /// list of pairs does.
+        #[test]
+        fn tags_behave_as_sorted_pairs(
+            a in proptest::collection::vec(("[a-c]{0,3}", ".{0,3}"), 0..6),
+            b in proptest::collection::vec(("[a-c]{0,3}", ".{0,3}"), 0..6),
+        ) {
+            let sorted = |p: &Vec<(String, String)>| -> Vec<(String, String)> {
+                p.iter().cloned().collect::<BTreeMap<_, _>>().into_iter().collect()
+            };
+            let (sa, sb) = (sorted(&a), sorted(&b));
+            let (ta, tb) = (Tags::from_pairs(a.clone()), Tags::from_pairs(b.clone()));
+            let pairs = |t: &Tags| -> Vec<(String, String)> {
+                t.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            };
+            proptest::prop_assert_eq!(pairs(&ta), sa.clone());
+            proptest::prop_assert_eq!(ta.len(), sa.len());
+            proptest::prop_assert_eq!(ta.cmp(&tb), sa.cmp(&sb));
+            proptest::prop_assert_eq!(ta == tb, sa == sb);
+            for (k, _) in a.iter().chain(&b) {
+                let want = sa.iter().find(|(sk, _)| sk == k).map(|(_, v)| v.as_str());
+                proptest::prop_assert_eq!(ta.get(k), want);
+            }
+            let refs: Vec<(&str, &str)> = sa.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            proptest::prop_assert_eq!(Tags::from_sorted(&refs), Some(ta.clone()));
+            let keys: Vec<String> = b.iter().map(|(k, _)| k.clone()).collect();
+            let projected: Vec<(String, String)> =
+                sa.iter().filter(|(k, _)| keys.contains(k)).cloned().collect();
+            proptest::prop_assert_eq!(pairs(&ta.project(&keys)), projected);
+            let hash = |x: &dyn Fn(&mut std::hash::DefaultHasher)| {
+                let mut h = std::hash::DefaultHasher::new();
+                x(&mut h);
+                std::hash::Hasher::finish(&h)
+            };
+            proptest::prop_assert_eq!(
+                hash(&|h| std::hash::Hash::hash(&ta, h)),
+                hash(&|h| std::hash::Hash::hash(&sa, h))
+            );
+            let json = serde_json::to_string(&ta).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<Tags>(&json).unwrap(), ta);
+        }
+    }
+
+    #[test]
+    fn from_sorted_refuses_unsorted_or_repeated_keys() {
+        assert!(Tags::from_sorted(&[("b", "1"), ("a", "2")]).is_none());
+        assert!(Tags::from_sorted(&[("a", "1"), ("a", "2")]).is_none());
+        assert_eq!(
+            format!("{:?}", Tags::from_sorted(&[("a", "1")]).unwrap()),
+            r#"Tags([("a", "1")])"#
+        );
     }
 
     #[test]

@@ -111,20 +111,32 @@ pub fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), PointError> 
         return Err(PointError::TooManyTags(tags.len()));
     }
     for (k, v) in tags {
-        let key_ok = !k.is_empty()
-            && k.len() <= MAX_TAG_KEY_LEN
-            && k.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'-')
-            });
-        if !key_ok {
-            return Err(PointError::TagKey(truncate(k)));
-        }
-        let chars = v.chars().count();
-        if chars == 0 || chars > MAX_TAG_VALUE_LEN || v.chars().any(char::is_control) {
-            return Err(PointError::TagValue { key: k.clone() });
-        }
+        validate_tag(k, v)?;
     }
     Ok(())
+}
+
+/// One tag pair by the rules of [`validate_tags`].
+pub fn validate_tag(k: &str, v: &str) -> Result<(), PointError> {
+    let key_ok = !k.is_empty()
+        && k.len() <= MAX_TAG_KEY_LEN
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'-'));
+    if !key_ok {
+        return Err(PointError::TagKey(truncate(k)));
+    }
+    // ASCII, the usual case, counts characters as bytes.
+    let ok = if v.is_ascii() {
+        !v.is_empty() && v.len() <= MAX_TAG_VALUE_LEN && !v.bytes().any(|b| b.is_ascii_control())
+    } else {
+        let chars = v.chars().count();
+        chars != 0 && chars <= MAX_TAG_VALUE_LEN && !v.chars().any(char::is_control)
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(PointError::TagValue { key: k.into() })
+    }
 }
 
 fn truncate(s: &str) -> String {

@@ -15,6 +15,8 @@ use serde_json::value::RawValue;
 use std::io::Read;
 use std::time::Instant;
 
+mod fast;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PushBody<'a> {
@@ -140,6 +142,15 @@ pub struct ParsedPush {
 }
 
 pub fn parse_push(bytes: &[u8], now: f64, cfg: &crate::ServerConfig) -> ApiResult<ParsedPush> {
+    match fast::parse(bytes, now, cfg) {
+        Some(parsed) => Ok(parsed),
+        None => parse_general(bytes, now, cfg),
+    }
+}
+
+/// Any body: the one-pass serde parse, or point by point when a point is
+/// malformed. Words every error.
+fn parse_general(bytes: &[u8], now: f64, cfg: &crate::ServerConfig) -> ApiResult<ParsedPush> {
     let (env, batch, app, body_points) = match serde_json::from_slice::<TypedPushBody>(bytes) {
         Ok(b) => (b.env, b.batch, b.app, BodyPoints::Typed(b.points)),
         Err(_) => {

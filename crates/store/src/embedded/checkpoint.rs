@@ -1,7 +1,7 @@
 //! Checkpoints (frozen head -> redb blocks and rollups) and retention.
 
 use super::blocks::{self, locate, slot_start, slots_per_block};
-use super::head::Generation;
+use super::head::{Generation, Minutes};
 use super::tables::*;
 use super::wal::Wal;
 use super::writer::WalMsg;
@@ -124,7 +124,7 @@ impl Inner {
         &self,
         table: &mut Blocks,
         sid: SeriesId,
-        minutes: &BTreeMap<i64, Agg>,
+        minutes: &Minutes,
     ) -> Result<(), StoreError> {
         let mut by_block: BTreeMap<u32, Vec<(u16, Agg)>> = BTreeMap::new();
         for (&ts, agg) in minutes {

@@ -1,6 +1,7 @@
 //! The series index, kept whole in memory: which series exist, their ids,
 //! the kind of each metric name per app, and series counts per app.
 
+use super::head::SidMap;
 use super::record::SeriesDef;
 use crate::{MetricInfo, SeriesId, SeriesInfo};
 use minutely_core::{Kind, Tags};
@@ -29,8 +30,9 @@ pub struct SeriesRef<'a> {
 
 #[derive(Default)]
 pub struct SeriesIndex {
-    by_key: HashMap<Box<str>, SeriesId>,
-    series: HashMap<SeriesId, Arc<SeriesMeta>>,
+    /// The series itself, not its id: a push finds it in one lookup.
+    by_key: HashMap<Box<str>, Arc<SeriesMeta>>,
+    series: SidMap<Arc<SeriesMeta>>,
     kinds: HashMap<(String, String), Kind>,
     per_app: HashMap<String, usize>,
     by_metric: HashMap<(String, String, String), Vec<SeriesId>>,
@@ -123,7 +125,6 @@ impl SeriesIndex {
         }
         let mut key = String::new();
         series_key(&mut key, &def.app, &def.env, &def.name, &def.tags);
-        self.by_key.insert(key.into_boxed_str(), def.id);
         self.kinds
             .entry((def.app.clone(), def.name.clone()))
             .or_insert(def.kind);
@@ -139,6 +140,7 @@ impl SeriesIndex {
             last_seen: AtomicI64::new(i64::MIN),
         });
         self.series.insert(meta.def.id, meta.clone());
+        self.by_key.insert(key.into_boxed_str(), meta.clone());
         meta
     }
 
@@ -157,8 +159,7 @@ impl SeriesIndex {
             tags,
         } = series;
         series_key(key, app, env, name, tags);
-        if let Some(id) = self.by_key.get(key.as_str()) {
-            let meta = &self.series[id];
+        if let Some(meta) = self.by_key.get(key.as_str()) {
             if meta.def.kind != kind {
                 return Err(ResolveError::KindConflict {
                     name: name.into(),

@@ -589,7 +589,10 @@ impl Inner {
                 series: defs,
                 points,
             };
-            let mut payload = Vec::new();
+            // Room for single-value points and a few definitions: one
+            // allocation instead of a dozen regrowths.
+            let mut payload =
+                Vec::with_capacity(64 + 80 * record.points.len() + 128 * record.series.len());
             record.encode(&mut payload);
             let (reply_tx, reply_rx) = sync_channel(1);
             self.sender()?
@@ -602,9 +605,14 @@ impl Inner {
             reply_rx
         };
         reply.recv().map_err(|_| StoreError::Closed)??;
+        // Reads first: most series are durable and already seen this late.
         for (meta, minute) in &metas {
-            meta.durable.store(true, Ordering::Release);
-            meta.last_seen.fetch_max(*minute, Ordering::Relaxed);
+            if !meta.durable.load(Ordering::Relaxed) {
+                meta.durable.store(true, Ordering::Release);
+            }
+            if meta.last_seen.load(Ordering::Relaxed) < *minute {
+                meta.last_seen.fetch_max(*minute, Ordering::Relaxed);
+            }
         }
         let open = self
             .head

@@ -20,12 +20,13 @@ mod tests;
 mod varint;
 
 use flate2::read::DeflateDecoder;
-use flate2::write::DeflateEncoder;
-use flate2::Compression;
+use miniz_oxide::deflate::core::{
+    compress, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush, TDEFLStatus,
+};
 use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
 use miniz_oxide::inflate::TINFLStatus;
 use minutely_core::{Agg, Kind, Part, Slim};
-use std::io::{Read, Write};
+use std::io::Read;
 
 pub use layout::DistSlot;
 
@@ -248,15 +249,53 @@ fn inflate_into(
     }
 }
 
+/// Level 6: on minute and rollup blocks it gives the bytes of the best
+/// level (9) for less work at every checkpoint.
+const DEFLATE_LEVEL: u8 = 6;
+
+thread_local! {
+    /// One compressor per thread, reset between blocks: a new one is
+    /// hundreds of kilobytes of tables to allocate and zero, more work than
+    /// compressing a block of a few kilobytes.
+    static COMPRESSOR: std::cell::RefCell<CompressorOxide> =
+        std::cell::RefCell::new(CompressorOxide::new(create_comp_flags_from_zip_params(
+            DEFLATE_LEVEL.into(),
+            // Negative window bits: a raw deflate stream, no zlib header.
+            -15,
+            0,
+        )));
+}
+
 fn deflate(payload: &[u8]) -> Vec<u8> {
-    // Level 6: on minute and rollup blocks it gives the bytes of the best
-    // level (9) for less work at every checkpoint.
-    let mut enc = DeflateEncoder::new(Vec::new(), Compression::new(6));
-    let done = enc.write_all(payload).and_then(|()| enc.finish());
-    // Writing into a Vec cannot fail; were the compressor ever to report an
-    // error anyway, stored (uncompressed) deflate blocks keep the block
-    // readable instead of panicking.
-    done.unwrap_or_else(|_| stored_deflate(payload))
+    COMPRESSOR
+        .with(|c| deflate_with(&mut c.borrow_mut(), payload))
+        // A compressor error cannot happen with a growing output; were it
+        // ever to, stored (uncompressed) deflate blocks keep the block
+        // readable instead of panicking.
+        .unwrap_or_else(|| stored_deflate(payload))
+}
+
+fn deflate_with(c: &mut CompressorOxide, mut input: &[u8]) -> Option<Vec<u8>> {
+    c.reset();
+    let mut out = vec![0; (input.len() / 2).max(64)];
+    let mut len = 0;
+    loop {
+        let (status, consumed, produced) = compress(c, input, &mut out[len..], TDEFLFlush::Finish);
+        len += produced;
+        match status {
+            TDEFLStatus::Done => {
+                out.truncate(len);
+                return Some(out);
+            }
+            TDEFLStatus::Okay => {
+                input = input.get(consumed..)?;
+                if out.len() - len < 64 {
+                    out.resize(out.len() * 2, 0);
+                }
+            }
+            _ => return None,
+        }
+    }
 }
 
 /// A valid deflate stream of uncompressed "stored" blocks (RFC 1951 3.2.4).

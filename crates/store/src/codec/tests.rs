@@ -3,8 +3,11 @@
 //! prints the measured bytes per slot.
 
 use super::*;
+use flate2::write::DeflateEncoder;
+use flate2::Compression;
 use minutely_core::{DistAgg, GaugeAgg, Part, Sketch};
 use proptest::prelude::*;
+use std::io::Write;
 
 /// An aggregate as the bits of all its numbers, so that -0.0, NaN payloads
 /// and the like compare exactly.
@@ -231,6 +234,36 @@ fn edge_blocks_round_trip() {
         sketch,
     };
     round_trip(Kind::Distribution, &[(1, Agg::Distribution(Box::new(d)))]);
+}
+
+/// The compressor is reused from block to block: each stream must stand
+/// alone whatever came before it (small, empty, incompressible, large).
+#[test]
+fn reused_compressor_gives_independent_streams() {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut noise = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    };
+    let payloads = [
+        b"minute".repeat(500),
+        Vec::new(),
+        noise(300_000),
+        vec![7u8; 1],
+        noise(10),
+        b"abc".repeat(100_000),
+    ];
+    for _ in 0..2 {
+        for p in &payloads {
+            assert_eq!(&inflate(&deflate(p)).unwrap(), p);
+        }
+    }
 }
 
 #[test]

@@ -151,7 +151,9 @@ fn whole_request_errors_are_4xx_with_json_error() {
         "--max-points-per-batch",
         "100",
     ]);
-    let cases: Vec<(Vec<u8>, Vec<(&str, &str)>, u16, &str)> = vec![
+    /// Body, headers, expected status, words the error must contain.
+    type Case<'a> = (Vec<u8>, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (b"{not json".to_vec(), vec![], 400, "not a valid push"),
         (b"[]".to_vec(), vec![], 400, "not a valid push"),
         (

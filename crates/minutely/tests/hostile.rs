@@ -26,13 +26,7 @@ fn counter_total(s: &Server, metric: &str) -> Option<f64> {
     if series.is_empty() {
         return None;
     }
-    Some(
-        series
-            .iter()
-            .flat_map(|s| points(s))
-            .filter_map(|p| p.1)
-            .sum(),
-    )
+    Some(series.iter().flat_map(points).filter_map(|p| p.1).sum())
 }
 
 fn good(value: i64) -> Value {

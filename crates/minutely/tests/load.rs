@@ -144,7 +144,7 @@ fn sustained_push_keeps_memory_flat_and_refuses_no_good_point() {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|s| points(s))
+        .flat_map(points)
         .filter_map(|p| p.1)
         .sum();
     let counters: u64 = results
@@ -154,7 +154,7 @@ fn sustained_push_keeps_memory_flat_and_refuses_no_good_point() {
             (0..r.0)
                 .map(|p| {
                     (0..POINTS_PER_PUSH)
-                        .filter(|i| (p as usize * POINTS_PER_PUSH + i) % SERIES % 3 == 0)
+                        .filter(|i| ((p as usize * POINTS_PER_PUSH + i) % SERIES).is_multiple_of(3))
                         .count() as u64
                 })
                 .sum::<u64>()

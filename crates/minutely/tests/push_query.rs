@@ -29,7 +29,9 @@ fn every_field_of_every_kind_per_minute() {
     let t0 = past_hour();
     // Three minutes of data; per minute 50 values of each kind at spread seconds.
     let mut pts = Vec::new();
-    let mut expect: Vec<(Vec<f64>, Vec<(f64, f64)>)> = Vec::new(); // per minute: values, gauge (ts, value)
+    /// Per minute: the values, and the gauge's (ts, value) samples.
+    type Minute = (Vec<f64>, Vec<(f64, f64)>);
+    let mut expect: Vec<Minute> = Vec::new();
     for m in 0..3 {
         let vals = values(50, 7 + m as u64);
         let mut gauge = Vec::new();

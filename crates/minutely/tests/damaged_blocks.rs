@@ -60,7 +60,12 @@ fn sum(s: &Server, metric: &str, from: i64) -> (u16, serde_json::Value) {
 fn a_flipped_byte_in_a_block_is_reported_never_read_as_numbers() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let t0 = past_hour() - 7_200;
+    // 100 minutes inside one UTC day, so each series has one minute block.
+    let day = |t: i64| t.div_euclid(86_400);
+    let mut t0 = past_hour() - 7_200;
+    if day(t0) != day(t0 + 99 * 60) {
+        t0 = day(t0 + 99 * 60) * 86_400;
+    }
     let mut s = Server::start_in(&dir, &[]);
     // Two series: only the block of the first will be damaged.
     let pts: Vec<_> = (0..100)

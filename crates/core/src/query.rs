@@ -275,8 +275,30 @@ fn merge_slims(
     out: &mut [Option<Slim>],
     merge: impl Fn(&mut Slim, Slim),
 ) {
+    // Buckets come sorted by time, so a bucket's grid index is most often
+    // the previous one's or the next: found without a division. `[lo, hi)`
+    // is the span of grid bucket `i` (empty before the first).
+    let (mut i, mut lo, mut hi) = (0usize, 0i64, 0i64);
     for &(ts, slim) in buckets {
-        if let Some(slot) = grid.bucket_of(ts).and_then(|i| out.get_mut(i)) {
+        if ts < lo || ts >= hi {
+            let next = hi.checked_add(grid.step);
+            match next {
+                Some(end) if hi > lo && ts >= hi && ts < end => {
+                    i += 1;
+                    (lo, hi) = (hi, end);
+                }
+                _ => {
+                    let Some(j) = grid.bucket_of(ts) else {
+                        continue;
+                    };
+                    i = j;
+                    lo = grid.start(j);
+                    // Past i64 (a grid at the end of time): no span kept.
+                    hi = lo.checked_add(grid.step).unwrap_or(lo);
+                }
+            }
+        }
+        if let Some(slot) = out.get_mut(i) {
             match slot {
                 Some(a) => merge(a, slim),
                 None => *slot = Some(slim),
@@ -461,6 +483,37 @@ mod tests {
                     bits(evaluate(kind, field, across, &grid, &whole))
                 );
             }
+        }
+    }
+
+    proptest! {
+        /// Parts land in the buckets `Grid::bucket_of` names, in any order
+        /// and however far outside the grid.
+        #[test]
+        fn parts_merge_into_the_buckets_of_their_times(
+            ts in prop::collection::vec(prop_oneof![-200i64..5_000, any::<i64>()], 0..60),
+            sorted in any::<bool>(),
+            from in prop_oneof![Just(0i64), -300i64..300, Just(i64::MAX - 100)],
+            step in prop_oneof![Just(60i64), Just(7), Just(300), Just(3_600)],
+        ) {
+            let mut ts = ts;
+            if sorted {
+                ts.sort();
+            }
+            let grid = Grid::new(from, from.saturating_add(4_000), step);
+            let buckets: Vec<(i64, Slim)> = ts.iter().enumerate().map(|(k, &t)| (t, Slim { v: k as f64, w: 1 })).collect();
+            let mut got = vec![None; grid.n];
+            merge_parts_into_grid(&grid, Part::Mean, &buckets, &mut got);
+            let mut want: Vec<Option<Slim>> = vec![None; grid.n];
+            for &(t, s) in &buckets {
+                if let Some(i) = grid.bucket_of(t) {
+                    match &mut want[i] {
+                        Some(a) => Part::Mean.merge(a, s),
+                        slot => *slot = Some(s),
+                    }
+                }
+            }
+            prop_assert_eq!(got, want);
         }
     }
 

@@ -96,29 +96,48 @@ impl DecodedPart {
     /// Hands each slot's part to `out` in slot order.
     #[inline]
     pub fn for_each(&self, out: &mut impl FnMut(u16, Slim)) {
+        self.for_each_within(0, usize::MAX, out);
+    }
+
+    /// [`DecodedPart::for_each`], leaving out some slots outside
+    /// `lo..hi` (a query's range cuts a block): `out` must still check.
+    #[inline]
+    pub fn for_each_within(&self, lo: usize, hi: usize, out: &mut impl FnMut(u16, Slim)) {
+        let n = self.v.len();
         match &self.slots {
-            Slots::Run(first) => self.with_weights(out, |i| first.wrapping_add(i as u16)),
-            Slots::List(s) => self.with_weights(out, |i| s[i]),
+            Slots::Run(first) => {
+                let first = usize::from(*first);
+                let range = lo.saturating_sub(first).min(n)..hi.saturating_sub(first).min(n);
+                self.with_weights(range, out, |i| (first + i) as u16)
+            }
+            Slots::List(s) => self.with_weights(0..n, out, |i| s[i]),
         }
     }
 
     #[inline(always)]
-    fn with_weights(&self, out: &mut impl FnMut(u16, Slim), slot: impl Fn(usize) -> u16) {
+    fn with_weights(
+        &self,
+        range: std::ops::Range<usize>,
+        out: &mut impl FnMut(u16, Slim),
+        slot: impl Fn(usize) -> u16,
+    ) {
+        let v = &self.v[range.clone()];
+        let start = range.start;
         match &self.w {
             Weights::Zero => {
-                for (i, &v) in self.v.iter().enumerate() {
-                    out(slot(i), Slim { v, w: 0 });
+                for (i, &v) in v.iter().enumerate() {
+                    out(slot(start + i), Slim { v, w: 0 });
                 }
             }
             Weights::Narrow(base, off) => {
-                for (i, (&v, &o)) in self.v.iter().zip(off.iter()).enumerate() {
+                for (i, (&v, &o)) in v.iter().zip(&off[range]).enumerate() {
                     let w = base.wrapping_add(i64::from(o));
-                    out(slot(i), Slim { v, w });
+                    out(slot(start + i), Slim { v, w });
                 }
             }
             Weights::Wide(w) => {
-                for (i, (&v, &w)) in self.v.iter().zip(w.iter()).enumerate() {
-                    out(slot(i), Slim { v, w });
+                for (i, (&v, &w)) in v.iter().zip(&w[range]).enumerate() {
+                    out(slot(start + i), Slim { v, w });
                 }
             }
         }
@@ -156,7 +175,16 @@ mod tests {
             let v: Vec<f64> = want.iter().map(|r| f64::from_bits(r.1)).collect();
             let w: Vec<i64> = want.iter().map(|r| r.2).collect();
             let d = DecodedPart::new(&slots, v, &w);
-            prop_assert_eq!(back(&d), want);
+            prop_assert_eq!(back(&d), want.clone());
+            // Within a range of slots: at least those in it, in order.
+            let (lo, hi) = (usize::from(first) + 3, usize::from(first) + 20);
+            let mut within = Vec::new();
+            d.for_each_within(lo, hi, &mut |slot, s| within.push((slot, s.v.to_bits(), s.w)));
+            let inside = |r: &&(u16, u64, i64)| (lo..hi).contains(&usize::from(r.0));
+            let got: Vec<_> = within.iter().filter(inside).copied().collect();
+            let all: Vec<_> = want.iter().filter(inside).copied().collect();
+            prop_assert_eq!(got, all);
+            prop_assert!(within.iter().all(|r| want.contains(r)));
         }
     }
 }

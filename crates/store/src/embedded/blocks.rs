@@ -213,7 +213,11 @@ pub fn read_range_part(
                 d
             }
         };
-        decoded.for_each(&mut push);
+        // Only the slots that can fall in range (a query's day cuts two
+        // blocks); `push` checks each still.
+        let lo = ((from - start).div_euclid(secs)).clamp(0, 1 << 16) as usize;
+        let hi = ((to - start).div_euclid(secs) + 1).clamp(0, 1 << 16) as usize;
+        decoded.for_each_within(lo, hi, &mut push);
     }
     Ok(out)
 }

@@ -50,20 +50,22 @@ fn bits(v: &[(i64, Slim)]) -> Vec<(i64, u64, i64)> {
 /// over (inflated, then from the kept payload, then from the kept part),
 /// against the parts of whole slots.
 fn check_parts(db: &Database, sid: SeriesId) -> Result<(), TestCaseError> {
-    let (from, to) = (0, 2 * 86_400);
     let tx = db.begin_read().unwrap();
     let t = tx.open_table(BLOCKS).unwrap();
-    let whole = read_range(&t, Path::new("t"), sid, Resolution::Minute, from, to).unwrap();
     let mut reader = PartReader::default();
-    for part in PARTS {
-        let want: Vec<(i64, Slim)> = whole
-            .iter()
-            .filter_map(|(ts, a)| part.of(a).map(|s| (*ts, s)))
-            .collect();
-        for _ in 0..3 {
-            let m = Resolution::Minute;
-            let got = read_range_part(&t, Path::new("t"), sid, m, from, to, part, &mut reader);
-            prop_assert_eq!(bits(&got.unwrap()), bits(&want));
+    // Whole blocks, and a range that cuts both within a slot.
+    for (from, to) in [(0, 2 * 86_400), (29_990, 130_017), (29_990, 43_217)] {
+        let whole = read_range(&t, Path::new("t"), sid, Resolution::Minute, from, to).unwrap();
+        for part in PARTS {
+            let want: Vec<(i64, Slim)> = whole
+                .iter()
+                .filter_map(|(ts, a)| part.of(a).map(|s| (*ts, s)))
+                .collect();
+            for _ in 0..3 {
+                let m = Resolution::Minute;
+                let got = read_range_part(&t, Path::new("t"), sid, m, from, to, part, &mut reader);
+                prop_assert_eq!(bits(&got.unwrap()), bits(&want));
+            }
         }
     }
     Ok(())

@@ -11,10 +11,10 @@
 //!
 //! A block read for one part of its slots (a gauge's last, a counter's
 //! sum: what wide queries read) keeps that part decoded instead of its
-//! payload: a warm query then reads no column at all, and the decoded
-//! part of a day of gauge minutes is about the size of its payload. A
-//! read of another part or of whole slots misses and keeps the payload
-//! again.
+//! payload: a warm query then reads no column at all (the decoded part
+//! of a day of gauge minutes, 12 bytes a slot, is larger than its
+//! payload but costs nothing to read). A read of another part or of
+//! whole slots misses and keeps the payload again.
 
 use crate::codec::DecodedPart;
 use minutely_core::{Kind, Part};

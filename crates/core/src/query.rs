@@ -268,6 +268,40 @@ fn merge_parts_into_grid(
     }
 }
 
+/// The grid bucket of each of a run of times. Times come sorted, so a
+/// time's bucket is most often the previous time's or the next: found
+/// without a division.
+#[derive(Default)]
+struct Cursor {
+    /// `[lo, hi)` is the span of grid bucket `i` (empty before the first).
+    i: usize,
+    lo: i64,
+    hi: i64,
+}
+
+impl Cursor {
+    /// [`Grid::bucket_of`]`(ts)`: `None` outside the grid.
+    #[inline(always)]
+    fn bucket_of(&mut self, grid: &Grid, ts: i64) -> Option<usize> {
+        if ts < self.lo || ts >= self.hi {
+            match self.hi.checked_add(grid.step) {
+                Some(end) if self.hi > self.lo && ts >= self.hi && ts < end => {
+                    self.i += 1;
+                    (self.lo, self.hi) = (self.hi, end);
+                }
+                _ => {
+                    let j = grid.bucket_of(ts)?;
+                    self.i = j;
+                    self.lo = grid.start(j);
+                    // Past i64 (a grid at the end of time): no span kept.
+                    self.hi = self.lo.checked_add(grid.step).unwrap_or(self.lo);
+                }
+            }
+        }
+        (self.i < grid.n).then_some(self.i)
+    }
+}
+
 #[inline(always)]
 fn merge_slims(
     grid: &Grid,
@@ -275,13 +309,61 @@ fn merge_slims(
     out: &mut [Option<Slim>],
     merge: impl Fn(&mut Slim, Slim),
 ) {
+    let mut cursor = Cursor::default();
     for &(ts, slim) in buckets {
-        if let Some(slot) = grid.bucket_of(ts).and_then(|i| out.get_mut(i)) {
-            match slot {
-                Some(a) => merge(a, slim),
-                None => *slot = Some(slim),
+        let Some(slot) = cursor.bucket_of(grid, ts).and_then(|i| out.get_mut(i)) else {
+            continue;
+        };
+        match slot {
+            Some(a) => merge(a, slim),
+            None => *slot = Some(slim),
+        }
+    }
+}
+
+/// [`merge_parts_into_grid`] of one series whose buckets are sorted by
+/// time, handing each grid bucket's merged part to `emit` in grid order:
+/// a grid bucket's parts are neighbours, so no grid-sized buffer is
+/// needed.
+fn fold_sorted_parts(
+    grid: &Grid,
+    part: Part,
+    buckets: &[(i64, Slim)],
+    emit: &mut impl FnMut(usize, Slim),
+) {
+    match part {
+        Part::Sum => fold_sorted(grid, buckets, emit, |a, o| Part::Sum.merge(a, o)),
+        Part::Last => fold_sorted(grid, buckets, emit, |a, o| Part::Last.merge(a, o)),
+        Part::Mean => fold_sorted(grid, buckets, emit, |a, o| Part::Mean.merge(a, o)),
+        Part::Min => fold_sorted(grid, buckets, emit, |a, o| Part::Min.merge(a, o)),
+        Part::Max => fold_sorted(grid, buckets, emit, |a, o| Part::Max.merge(a, o)),
+    }
+}
+
+#[inline(always)]
+fn fold_sorted(
+    grid: &Grid,
+    buckets: &[(i64, Slim)],
+    emit: &mut impl FnMut(usize, Slim),
+    merge: impl Fn(&mut Slim, Slim),
+) {
+    let mut cursor = Cursor::default();
+    let mut cur: Option<(usize, Slim)> = None;
+    for &(ts, slim) in buckets {
+        let Some(i) = cursor.bucket_of(grid, ts) else {
+            continue;
+        };
+        match &mut cur {
+            Some((j, a)) if *j == i => merge(a, slim),
+            _ => {
+                if let Some((j, a)) = cur.replace((i, slim)) {
+                    emit(j, a);
+                }
             }
         }
+    }
+    if let Some((j, a)) = cur {
+        emit(j, a);
     }
 }
 
@@ -296,27 +378,70 @@ pub fn evaluate_parts(
     grid: &Grid,
     series: &[&[(i64, Slim)]],
 ) -> Vec<Option<f64>> {
-    let mut merged: Vec<Option<Slim>> = vec![None; grid.n];
-    if kind != Kind::Gauge {
-        for s in series {
-            merge_parts_into_grid(grid, part, s, &mut merged);
-        }
-        return merged
-            .iter()
-            .map(|s| s.map(|s| part.value(field, s, grid.step)))
-            .collect();
-    }
-    let mut acc = AcrossAcc::new(across, grid.n);
+    let mut e = PartsEvaluation::new(kind, field, part, across, *grid);
     for s in series {
-        merged.iter_mut().for_each(|a| *a = None);
-        merge_parts_into_grid(grid, part, s, &mut merged);
-        for (i, slim) in merged.iter().enumerate() {
+        e.add(s);
+    }
+    e.finish()
+}
+
+/// [`evaluate_parts`] a series at a time, so that a wide query need not
+/// hold every series' buckets at once: the same numbers, bit for bit.
+pub struct PartsEvaluation {
+    field: Field,
+    part: Part,
+    grid: Grid,
+    /// Counters: merged across series. Gauges: the series at hand's, when
+    /// its buckets are not sorted by time.
+    merged: Vec<Option<Slim>>,
+    /// Gauges: each series' field, combined with `across`.
+    acc: Option<AcrossAcc>,
+}
+
+impl PartsEvaluation {
+    pub fn new(kind: Kind, field: Field, part: Part, across: Across, grid: Grid) -> Self {
+        let acc = (kind == Kind::Gauge).then(|| AcrossAcc::new(across, grid.n));
+        PartsEvaluation {
+            field,
+            part,
+            grid,
+            merged: vec![None; grid.n],
+            acc,
+        }
+    }
+
+    /// Adds one series' buckets.
+    pub fn add(&mut self, s: &[(i64, Slim)]) {
+        let (field, part, grid) = (self.field, self.part, &self.grid);
+        let Some(acc) = &mut self.acc else {
+            merge_parts_into_grid(grid, part, s, &mut self.merged);
+            return;
+        };
+        if s.windows(2).all(|w| w[0].0 <= w[1].0) {
+            let mut emit = |i, slim| acc.add(i, part.value(field, slim, grid.step));
+            fold_sorted_parts(grid, part, s, &mut emit);
+            return;
+        }
+        self.merged.iter_mut().for_each(|a| *a = None);
+        merge_parts_into_grid(grid, part, s, &mut self.merged);
+        for (i, slim) in self.merged.iter().enumerate() {
             if let Some(s) = slim {
                 acc.add(i, part.value(field, *s, grid.step));
             }
         }
     }
-    acc.finish()
+
+    pub fn finish(self) -> Vec<Option<f64>> {
+        let (field, part, step) = (self.field, self.part, self.grid.step);
+        match self.acc {
+            Some(acc) => acc.finish(),
+            None => self
+                .merged
+                .iter()
+                .map(|s| s.map(|s| part.value(field, s, step)))
+                .collect(),
+        }
+    }
 }
 
 /// A step giving at most `max_points` buckets over `span` seconds, rounded
@@ -461,6 +586,37 @@ mod tests {
                     bits(evaluate(kind, field, across, &grid, &whole))
                 );
             }
+        }
+    }
+
+    proptest! {
+        /// Parts land in the buckets `Grid::bucket_of` names, in any order
+        /// and however far outside the grid.
+        #[test]
+        fn parts_merge_into_the_buckets_of_their_times(
+            ts in prop::collection::vec(prop_oneof![-200i64..5_000, any::<i64>()], 0..60),
+            sorted in any::<bool>(),
+            from in prop_oneof![Just(0i64), -300i64..300, Just(i64::MAX - 100)],
+            step in prop_oneof![Just(60i64), Just(7), Just(300), Just(3_600)],
+        ) {
+            let mut ts = ts;
+            if sorted {
+                ts.sort();
+            }
+            let grid = Grid::new(from, from.saturating_add(4_000), step);
+            let buckets: Vec<(i64, Slim)> = ts.iter().enumerate().map(|(k, &t)| (t, Slim { v: k as f64, w: 1 })).collect();
+            let mut got = vec![None; grid.n];
+            merge_parts_into_grid(&grid, Part::Mean, &buckets, &mut got);
+            let mut want: Vec<Option<Slim>> = vec![None; grid.n];
+            for &(t, s) in &buckets {
+                if let Some(i) = grid.bucket_of(t) {
+                    match &mut want[i] {
+                        Some(a) => Part::Mean.merge(a, s),
+                        slot => *slot = Some(s),
+                    }
+                }
+            }
+            prop_assert_eq!(got, want);
         }
     }
 

@@ -11,6 +11,7 @@
 //! is a [`CodecError`] that says what is wrong, never a panic, and the
 //! payload cannot inflate past [`MAX_PAYLOAD`].
 
+mod decoded;
 #[cfg(test)]
 mod dist_tests;
 mod floats;
@@ -28,6 +29,7 @@ use miniz_oxide::inflate::TINFLStatus;
 use minutely_core::{Agg, Kind, Part, Slim};
 use std::io::Read;
 
+pub use decoded::DecodedPart;
 pub use layout::DistSlot;
 
 /// Format version written in the first byte. Later versions keep the
@@ -123,16 +125,22 @@ impl PartReader {
         layout::decode_part(kind, payload, part, &mut self.cols, out)
     }
 
-    /// [`PartReader::decode`] of a payload inflated before from a block of
-    /// `kind` (as `keep` saw it).
-    pub fn decode_payload(
+    /// [`PartReader::decode`] into a [`DecodedPart`] to keep.
+    pub fn decoded(&mut self, bytes: &[u8], part: Part) -> Result<DecodedPart, CodecError> {
+        let (kind, deflated) = check_frame(bytes)?;
+        self.len = inflate_into(&mut self.inflater, deflated, &mut self.payload)?;
+        DecodedPart::decode(kind, &self.payload[..self.len], part, &mut self.cols)
+    }
+
+    /// [`PartReader::decoded`] of a payload inflated before from a block
+    /// of `kind` (as a cache kept it).
+    pub fn decoded_payload(
         &mut self,
         kind: Kind,
         payload: &[u8],
         part: Part,
-        out: &mut impl FnMut(u16, Slim),
-    ) -> Result<(), CodecError> {
-        layout::decode_part(kind, payload, part, &mut self.cols, out)
+    ) -> Result<DecodedPart, CodecError> {
+        DecodedPart::decode(kind, payload, part, &mut self.cols)
     }
 
     /// Decodes the distributions of a block written by [`encode_block`]

@@ -4,6 +4,8 @@
 //! few.
 
 mod cache;
+#[cfg(test)]
+mod part_tests;
 
 pub use cache::{
     set_capacity as set_block_cache_capacity, DEFAULT_BYTES as DEFAULT_BLOCK_CACHE_BYTES,
@@ -20,6 +22,7 @@ use minutely_core::{Agg, Part, Slim};
 use redb::{ReadableTable, Table};
 use std::cell::Cell;
 use std::path::Path;
+use std::sync::Arc;
 
 pub fn slots_per_block(res: Resolution) -> i64 {
     match res {
@@ -191,21 +194,30 @@ pub fn read_range_part(
             }
         };
         let bytes = v.value();
-        let cache = cache::global();
-        match cache.and_then(|c| c.get(key, bytes)) {
-            Some((kind, payload)) => reader.decode_payload(kind, &payload, part, &mut push),
-            None => reader.decode_keeping(
-                bytes,
-                part,
-                |kind, payload| {
-                    cache
-                        .into_iter()
-                        .for_each(|c| c.insert(key, bytes, kind, payload))
-                },
-                &mut push,
-            ),
-        }
-        .map_err(|e| damaged(db_path, key, e))?;
+        let Some(cache) = cache::global() else {
+            reader
+                .decode(bytes, part, &mut push)
+                .map_err(|e| damaged(db_path, key, e))?;
+            continue;
+        };
+        let decoded = match cache.get_part(key, bytes, part) {
+            Some(d) => d,
+            None => {
+                let d = match cache.get(key, bytes) {
+                    Some((kind, payload)) => reader.decoded_payload(kind, &payload, part),
+                    None => reader.decoded(bytes, part),
+                }
+                .map_err(|e| damaged(db_path, key, e))?;
+                let d = Arc::new(d);
+                cache.insert_part(key, bytes, part, d.clone());
+                d
+            }
+        };
+        // Only the slots that can fall in range (a query's day cuts two
+        // blocks); `push` checks each still.
+        let lo = ((from - start).div_euclid(secs)).clamp(0, 1 << 16) as usize;
+        let hi = ((to - start).div_euclid(secs) + 1).clamp(0, 1 << 16) as usize;
+        decoded.for_each_within(lo, hi, &mut push);
     }
     Ok(out)
 }

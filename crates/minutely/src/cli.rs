@@ -101,8 +101,9 @@ pub struct ServeArgs {
     /// from the operating system's file cache [default: 8].
     #[arg(long, env = "MINUTELY_PAGE_CACHE_MB")]
     pub page_cache_mb: Option<usize>,
-    /// Mebibytes of inflated data blocks kept in memory for queries that
-    /// ask again for the same days; 0 turns the cache off [default: 64].
+    /// MiB of recently read data blocks (inflated or decoded) kept in memory
+    /// for queries that ask again for the same days; 0 turns the cache off
+    /// [default: 64].
     #[arg(long, env = "MINUTELY_BLOCK_CACHE_MB")]
     pub block_cache_mb: Option<usize>,
     /// Evaluate alerts on this server: on or off (with several servers over

@@ -129,6 +129,33 @@ fn merge_slots(old: Vec<(u16, Agg)>, new: Vec<(u16, Agg)>, replace: bool) -> Vec
     out
 }
 
+/// Calls `f` with the key and stored bytes of each block of `sid` at `res`
+/// that holds a bucket starting in `[from, to)`, in block order.
+fn for_each_block(
+    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
+    sid: SeriesId,
+    (res, from, to): (Resolution, i64, i64),
+    mut f: impl FnMut((u64, u8, u32), &[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    if to <= from {
+        return Ok(());
+    }
+    let (first, _) = locate(res, from.max(0));
+    let (last, _) = locate(res, (to - 1).max(0));
+    let range = (sid, res.code(), first)..=(sid, res.code(), last);
+    for entry in table.range(range).map_err(engine)? {
+        let (k, v) = entry.map_err(engine)?;
+        f(k.value(), v.value())?;
+    }
+    Ok(())
+}
+
+/// Room for every bucket of `[from, to)` (most series have most), within
+/// reason for a long range.
+fn buckets_in(res: Resolution, from: i64, to: i64) -> usize {
+    ((to - from) / res.secs() + 1).clamp(0, 1 << 16) as usize
+}
+
 /// Stored buckets of one series in `[from, to)`, sorted by time.
 pub fn read_range(
     table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
@@ -139,16 +166,8 @@ pub fn read_range(
     to: i64,
 ) -> Result<Vec<(i64, Agg)>, StoreError> {
     let mut out = Vec::new();
-    if to <= from {
-        return Ok(out);
-    }
-    let (first, _) = locate(res, from.max(0));
-    let (last, _) = locate(res, (to - 1).max(0));
-    let range = (sid, res.code(), first)..=(sid, res.code(), last);
-    for entry in table.range(range).map_err(engine)? {
-        let (k, v) = entry.map_err(engine)?;
-        let key = k.value();
-        let slots = decode_cached(db_path, key, v.value())?;
+    for_each_block(table, sid, (res, from, to), |key, bytes| {
+        let slots = decode_cached(db_path, key, bytes)?;
         out.reserve(slots.len());
         for (slot, agg) in slots {
             let ts = slot_start(res, key.2, slot);
@@ -156,7 +175,8 @@ pub fn read_range(
                 out.push((ts, agg));
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -172,19 +192,8 @@ pub fn read_range_part(
     part: Part,
     reader: &mut PartReader,
 ) -> Result<Vec<(i64, Slim)>, StoreError> {
-    if to <= from {
-        return Ok(Vec::new());
-    }
-    // Room for every bucket of the range (most series have most), within
-    // reason for a long one.
-    let buckets = ((to - from) / res.secs() + 1).clamp(0, 1 << 16) as usize;
-    let mut out = Vec::with_capacity(buckets);
-    let (first, _) = locate(res, from.max(0));
-    let (last, _) = locate(res, (to - 1).max(0));
-    let range = (sid, res.code(), first)..=(sid, res.code(), last);
-    for entry in table.range(range).map_err(engine)? {
-        let (k, v) = entry.map_err(engine)?;
-        let key = k.value();
+    let mut out = Vec::with_capacity(buckets_in(res, from, to));
+    for_each_block(table, sid, (res, from, to), |key, bytes| {
         let start = slot_start(res, key.2, 0);
         let secs = res.secs();
         let mut push = |slot, slim| {
@@ -193,12 +202,10 @@ pub fn read_range_part(
                 out.push((ts, slim));
             }
         };
-        let bytes = v.value();
         let Some(cache) = cache::global() else {
-            reader
+            return reader
                 .decode(bytes, part, &mut push)
-                .map_err(|e| damaged(db_path, key, e))?;
-            continue;
+                .map_err(|e| damaged(db_path, key, e));
         };
         let decoded = match cache.get_part(key, bytes, part) {
             Some(d) => d,
@@ -218,7 +225,8 @@ pub fn read_range_part(
         let lo = ((from - start).div_euclid(secs)).clamp(0, 1 << 16) as usize;
         let hi = ((to - start).div_euclid(secs) + 1).clamp(0, 1 << 16) as usize;
         decoded.for_each_within(lo, hi, &mut push);
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -235,17 +243,8 @@ pub fn read_range_dists(
     reader: &mut PartReader,
 ) -> Result<DistRows, StoreError> {
     let mut out = DistRows::default();
-    if to <= from {
-        return Ok(out);
-    }
-    // Room for every bucket of the range, within reason for a long one.
-    out.reserve(((to - from) / res.secs() + 1).clamp(0, 1 << 16) as usize, 0);
-    let (first, _) = locate(res, from.max(0));
-    let (last, _) = locate(res, (to - 1).max(0));
-    let range = (sid, res.code(), first)..=(sid, res.code(), last);
-    for entry in table.range(range).map_err(engine)? {
-        let (k, v) = entry.map_err(engine)?;
-        let key = k.value();
+    out.reserve(buckets_in(res, from, to), 0);
+    for_each_block(table, sid, (res, from, to), |key, bytes| {
         let start = slot_start(res, key.2, 0);
         let secs = res.secs();
         // A sketch bin takes two payload bytes at least: room for the
@@ -259,7 +258,6 @@ pub fn read_range_dists(
                 out.push(ts, scalars, pos, neg);
             }
         };
-        let bytes = v.value();
         let cache = cache::global();
         match cache.and_then(|c| c.get(key, bytes)) {
             Some((kind, payload)) => {
@@ -278,8 +276,8 @@ pub fn read_range_dists(
                 &mut push,
             ),
         }
-        .map_err(|e| damaged(db_path, key, e))?;
-    }
+        .map_err(|e| damaged(db_path, key, e))
+    })?;
     Ok(out)
 }
 

@@ -204,6 +204,21 @@ pub struct DistRows {
 /// count, positive bins, negative bins.
 pub type DistRow<'a> = (i64, [f64; 5], &'a [(i32, f64)], &'a [(i32, f64)]);
 
+impl crate::DistAgg {
+    /// The aggregate of one row's numbers: count, sum, min, max and zero
+    /// count, positive bins, negative bins.
+    pub fn from_row(scalars: [f64; 5], pos: &[(i32, f64)], neg: &[(i32, f64)]) -> Self {
+        let [count, sum, min, max, zero] = scalars;
+        crate::DistAgg {
+            count,
+            sum,
+            min,
+            max,
+            sketch: crate::Sketch::from_parts(pos.to_vec(), neg.to_vec(), zero),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Row {
     ts: i64,
@@ -232,6 +247,17 @@ impl DistRows {
             }
         }
         rows
+    }
+
+    /// The buckets as aggregates again: [`from_buckets`](Self::from_buckets)
+    /// undone.
+    pub fn to_buckets(&self) -> Vec<(i64, crate::Agg)> {
+        self.iter()
+            .map(|(ts, scalars, pos, neg)| {
+                let d = crate::DistAgg::from_row(scalars, pos, neg);
+                (ts, crate::Agg::Distribution(Box::new(d)))
+            })
+            .collect()
     }
 
     /// Appends a bucket (after the others: buckets are kept by time).

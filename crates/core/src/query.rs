@@ -6,12 +6,11 @@
 //! series first, then combined with `across` (sum by default: total active
 //! shoppers over all hosts).
 
-use crate::agg::{Agg, DistAgg};
+use crate::agg::Agg;
 use crate::field::Field;
 use crate::fold::{DistFold, DistRows};
 use crate::kind::Kind;
 use crate::part::{Part, Slim};
-use crate::sketch::Sketch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Across {
@@ -177,21 +176,7 @@ impl Evaluation {
             }
             // Not a distribution's evaluation: the buckets as aggregates.
             _ => {
-                let buckets: Vec<(i64, Agg)> = rows
-                    .iter()
-                    .map(|(ts, [count, sum, min, max, zero], pos, neg)| {
-                        let sketch = Sketch::from_parts(pos.to_vec(), neg.to_vec(), zero);
-                        let d = DistAgg {
-                            count,
-                            sum,
-                            min,
-                            max,
-                            sketch,
-                        };
-                        (ts, Agg::Distribution(Box::new(d)))
-                    })
-                    .collect();
-                self.add(&buckets);
+                self.add(&rows.to_buckets());
             }
         }
     }

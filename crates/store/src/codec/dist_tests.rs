@@ -14,15 +14,7 @@ fn dists(
 ) -> Result<Vec<(u16, Vec<u64>)>, CodecError> {
     let mut out = Vec::new();
     reader.decode_dists_keeping(bytes, sketches, |_, _| {}, &mut |slot, (s, pos, neg)| {
-        let [count, sum, min, max, zero] = s;
-        let sketch = minutely_core::Sketch::from_parts(pos.to_vec(), neg.to_vec(), zero);
-        let d = DistAgg {
-            count,
-            sum,
-            min,
-            max,
-            sketch,
-        };
+        let d = DistAgg::from_row(s, pos, neg);
         out.push((slot, bits(&Agg::Distribution(Box::new(d)))));
     })?;
     Ok(out)

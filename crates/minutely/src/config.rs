@@ -368,6 +368,31 @@ mod tests {
     }
 
     #[test]
+    fn block_cache_size_from_flag_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("minutely.toml");
+        std::fs::write(&cfg_path, "block_cache_mb = 16\n").unwrap();
+        let with = |block_cache_mb: Option<usize>| {
+            resolve(ServeArgs {
+                config: Some(cfg_path.clone()),
+                block_cache_mb,
+                ..Default::default()
+            })
+        };
+        assert_eq!(with(None).unwrap().block_cache_bytes, 16 << 20);
+        assert_eq!(with(Some(128)).unwrap().block_cache_bytes, 128 << 20);
+        // 0 turns the cache off.
+        assert_eq!(with(Some(0)).unwrap().block_cache_bytes, 0);
+        let err = format!("{:#}", with(Some(65_537)).err().unwrap());
+        assert!(err.contains("block_cache_mb"), "{err}");
+        std::fs::write(&cfg_path, "").unwrap();
+        assert_eq!(
+            with(None).unwrap().block_cache_bytes,
+            minutely_store::embedded::DEFAULT_BLOCK_CACHE_BYTES
+        );
+    }
+
+    #[test]
     fn store_url_from_flag_or_file() {
         let dir = tempfile::tempdir().unwrap();
         let cfg_path = dir.path().join("minutely.toml");

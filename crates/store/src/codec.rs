@@ -21,9 +21,6 @@ mod tests;
 mod varint;
 
 use flate2::read::DeflateDecoder;
-use miniz_oxide::deflate::core::{
-    compress, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush, TDEFLStatus,
-};
 use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
 use miniz_oxide::inflate::TINFLStatus;
 use minutely_core::{Agg, Kind, Part, Slim};
@@ -257,53 +254,37 @@ fn inflate_into(
     }
 }
 
-/// Level 6: on minute and rollup blocks it gives the bytes of the best
-/// level (9) for less work at every checkpoint.
-const DEFLATE_LEVEL: u8 = 6;
+/// Level 6: on minute and rollup blocks libdeflate's level 6 is 2% smaller
+/// than miniz's level 9 and costs less than half of miniz's level 6, which
+/// matters because a checkpoint re-encodes every block it touches.
+const DEFLATE_LEVEL: i32 = 6;
 
 thread_local! {
-    /// One compressor per thread, reset between blocks: a new one is
-    /// hundreds of kilobytes of tables to allocate and zero, more work than
-    /// compressing a block of a few kilobytes.
-    static COMPRESSOR: std::cell::RefCell<CompressorOxide> =
-        std::cell::RefCell::new(CompressorOxide::new(create_comp_flags_from_zip_params(
-            DEFLATE_LEVEL.into(),
-            // Negative window bits: a raw deflate stream, no zlib header.
-            -15,
-            0,
-        )));
+    /// One compressor per thread: its match finder is allocated once.
+    static COMPRESSOR: std::cell::RefCell<Option<libdeflater::Compressor>> =
+        std::cell::RefCell::new(libdeflater::CompressionLvl::new(DEFLATE_LEVEL)
+            .ok()
+            .map(libdeflater::Compressor::new));
 }
 
 fn deflate(payload: &[u8]) -> Vec<u8> {
     COMPRESSOR
-        .with(|c| deflate_with(&mut c.borrow_mut(), payload))
-        // A compressor error cannot happen with a growing output; were it
+        .with(|c| {
+            c.borrow_mut()
+                .as_mut()
+                .and_then(|c| deflate_with(c, payload))
+        })
+        // Cannot fail with an output of the compressor's bound; were it
         // ever to, stored (uncompressed) deflate blocks keep the block
         // readable instead of panicking.
         .unwrap_or_else(|| stored_deflate(payload))
 }
 
-fn deflate_with(c: &mut CompressorOxide, mut input: &[u8]) -> Option<Vec<u8>> {
-    c.reset();
-    let mut out = vec![0; (input.len() / 2).max(64)];
-    let mut len = 0;
-    loop {
-        let (status, consumed, produced) = compress(c, input, &mut out[len..], TDEFLFlush::Finish);
-        len += produced;
-        match status {
-            TDEFLStatus::Done => {
-                out.truncate(len);
-                return Some(out);
-            }
-            TDEFLStatus::Okay => {
-                input = input.get(consumed..)?;
-                if out.len() - len < 64 {
-                    out.resize(out.len() * 2, 0);
-                }
-            }
-            _ => return None,
-        }
-    }
+fn deflate_with(c: &mut libdeflater::Compressor, input: &[u8]) -> Option<Vec<u8>> {
+    let mut out = vec![0; c.deflate_compress_bound(input.len())];
+    let len = c.deflate_compress(input, &mut out).ok()?;
+    out.truncate(len);
+    Some(out)
 }
 
 /// A valid deflate stream of uncompressed "stored" blocks (RFC 1951 3.2.4).

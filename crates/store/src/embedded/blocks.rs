@@ -11,7 +11,7 @@ pub use cache::{
     set_capacity as set_block_cache_capacity, DEFAULT_BYTES as DEFAULT_BLOCK_CACHE_BYTES,
 };
 
-use super::tables::{engine, BLOCKS, CHUNKS};
+use super::tables::engine;
 use crate::codec::{
     decode_block, decode_block_keeping, decode_payload, encode_block, CodecError, DistSlot,
     PartReader,
@@ -19,42 +19,10 @@ use crate::codec::{
 use crate::{Resolution, SeriesId, StoreError};
 use minutely_core::fold::DistRows;
 use minutely_core::{Agg, Part, Slim};
-use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, Table};
+use redb::{ReadableTable, Table};
 use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
-
-/// Key of a block: series, resolution code, block number.
-pub type BlockKey = (u64, u8, u32);
-/// Key of a chunk: series, minute block number, sequence.
-pub type ChunkKey = (u64, u32, u8);
-pub type BlocksMut<'t> = Table<'t, BlockKey, &'static [u8]>;
-pub type ChunksMut<'t> = Table<'t, ChunkKey, &'static [u8]>;
-
-/// Chunks a minute block may have before a checkpoint folds them into it:
-/// each one spares a rewrite of the day so far and costs a little
-/// compression.
-pub const MAX_CHUNKS: u8 = 16;
-
-/// The resolution code that stands for chunk 0 in a [`BlockKey`] given to
-/// readers (the cache and damage reports): past every resolution's code,
-/// so a chunk is never taken for a block.
-const CHUNK_CODE: u8 = 16;
-
-/// The tables a read of stored buckets needs, from one snapshot.
-pub struct ReadTables {
-    blocks: ReadOnlyTable<BlockKey, &'static [u8]>,
-    chunks: ReadOnlyTable<ChunkKey, &'static [u8]>,
-}
-
-impl ReadTables {
-    pub fn open(txn: &ReadTransaction) -> Result<Self, StoreError> {
-        Ok(ReadTables {
-            blocks: txn.open_table(BLOCKS).map_err(engine)?,
-            chunks: txn.open_table(CHUNKS).map_err(engine)?,
-        })
-    }
-}
 
 pub fn slots_per_block(res: Resolution) -> i64 {
     match res {
@@ -106,20 +74,10 @@ fn decode_cached(
 }
 
 fn damaged(db_path: &Path, key: (u64, u8, u32), e: CodecError) -> StoreError {
-    let detail = match key.1.checked_sub(CHUNK_CODE) {
-        Some(seq) => format!(
-            "chunk {seq} of the minute block of series {} number {}: {e}",
-            key.0, key.2
-        ),
-        None => format!(
-            "block of series {} resolution {} number {}: {e}",
-            key.0, key.1, key.2
-        ),
-    };
     StoreError::Corrupt {
         file: db_path.to_path_buf(),
         offset: 0,
-        detail,
+        detail: format!("block of series {} resolution {} number {}: {e}", key.0, key.1, key.2),
         remedy: "Restore the data directory from a backup (minutely backup); this block's numbers cannot be trusted".into(),
     }
 }
@@ -127,7 +85,7 @@ fn damaged(db_path: &Path, key: (u64, u8, u32), e: CodecError) -> StoreError {
 /// Merges (`replace == false`) or overwrites (`replace == true`) slots of
 /// one block and returns the block's slots after. `updates` must be sorted.
 pub fn upsert(
-    table: &mut BlocksMut,
+    table: &mut Table<(u64, u8, u32), &[u8]>,
     db_path: &Path,
     sid: SeriesId,
     res: Resolution,
@@ -148,7 +106,7 @@ pub fn upsert(
     Ok(merged)
 }
 
-pub fn merge_slots(old: Vec<(u16, Agg)>, new: Vec<(u16, Agg)>, replace: bool) -> Vec<(u16, Agg)> {
+fn merge_slots(old: Vec<(u16, Agg)>, new: Vec<(u16, Agg)>, replace: bool) -> Vec<(u16, Agg)> {
     let mut out = Vec::with_capacity(old.len() + new.len());
     let mut new = new.into_iter().peekable();
     for (slot, mut agg) in old {
@@ -172,11 +130,9 @@ pub fn merge_slots(old: Vec<(u16, Agg)>, new: Vec<(u16, Agg)>, replace: bool) ->
 }
 
 /// Calls `f` with the key and stored bytes of each block of `sid` at `res`
-/// that holds a bucket starting in `[from, to)`, in block order. A minute
-/// block's chunks follow it, each under the key [`chunk_key`] gives, so
-/// `f` sees every minute in time order.
+/// that holds a bucket starting in `[from, to)`, in block order.
 fn for_each_block(
-    tables: &ReadTables,
+    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
     mut f: impl FnMut((u64, u8, u32), &[u8]) -> Result<(), StoreError>,
@@ -186,38 +142,12 @@ fn for_each_block(
     }
     let (first, _) = locate(res, from.max(0));
     let (last, _) = locate(res, (to - 1).max(0));
-    let chunks = if res == Resolution::Minute {
-        tables
-            .chunks
-            .range((sid, first, 0)..=(sid, last, u8::MAX))
-            .map_err(engine)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(engine)?
-    } else {
-        Vec::new()
-    };
-    let mut chunks = chunks.iter().peekable();
-    type Visit<'f> = dyn FnMut(BlockKey, &[u8]) -> Result<(), StoreError> + 'f;
-    let mut chunks_until = |end: u64, f: &mut Visit| {
-        while let Some((k, v)) = chunks.next_if(|(k, _)| u64::from(k.value().1) < end) {
-            f(chunk_key(k.value()), v.value())?;
-        }
-        Ok::<_, StoreError>(())
-    };
     let range = (sid, res.code(), first)..=(sid, res.code(), last);
-    for entry in tables.blocks.range(range).map_err(engine)? {
+    for entry in table.range(range).map_err(engine)? {
         let (k, v) = entry.map_err(engine)?;
-        let key = k.value();
-        chunks_until(u64::from(key.2), &mut f)?;
-        f(key, v.value())?;
-        chunks_until(u64::from(key.2) + 1, &mut f)?;
+        f(k.value(), v.value())?;
     }
-    chunks_until(u64::MAX, &mut f)
-}
-
-/// The key readers (and damage reports) see for a chunk.
-pub fn chunk_key((sid, block, seq): ChunkKey) -> BlockKey {
-    (sid, CHUNK_CODE.saturating_add(seq), block)
+    Ok(())
 }
 
 /// Room for every bucket of `[from, to)` (most series have most), within
@@ -228,7 +158,7 @@ fn buckets_in(res: Resolution, from: i64, to: i64) -> usize {
 
 /// Stored buckets of one series in `[from, to)`, sorted by time.
 pub fn read_range(
-    table: &ReadTables,
+    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
     db_path: &Path,
     sid: SeriesId,
     res: Resolution,
@@ -253,7 +183,7 @@ pub fn read_range(
 /// [`read_range`] of one part of each bucket, decoding only its columns.
 #[allow(clippy::too_many_arguments)]
 pub fn read_range_part(
-    table: &ReadTables,
+    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
     db_path: &Path,
     sid: SeriesId,
     res: Resolution,
@@ -305,7 +235,7 @@ pub fn read_range_part(
 /// read (see [`PartReader::decode_dists_keeping`]). Blocks of another
 /// kind give nothing.
 pub fn read_range_dists(
-    table: &ReadTables,
+    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
     db_path: &Path,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
@@ -351,11 +281,9 @@ pub fn read_range_dists(
     Ok(out)
 }
 
-/// Removes blocks of every resolution that lie wholly before its cutoff,
-/// with their chunks.
+/// Removes blocks of every resolution that lie wholly before its cutoff.
 pub fn drop_before(
-    table: &mut BlocksMut,
-    chunks: &mut ChunksMut,
+    table: &mut Table<(u64, u8, u32), &[u8]>,
     sid: SeriesId,
     res: Resolution,
     cutoff: i64,
@@ -365,167 +293,6 @@ pub fn drop_before(
     table
         .retain_in((sid, res.code(), 0)..(sid, res.code(), block), |_, _| false)
         .map_err(engine)?;
-    if res == Resolution::Minute {
-        chunks
-            .retain_in((sid, 0, 0)..(sid, block, 0), |_, _| false)
-            .map_err(engine)?;
-    }
-    Ok(())
-}
-
-/// The slots of minute block `block` of `sid` with its chunks merged in,
-/// and whether it had chunks.
-pub fn minute_slots(
-    blocks: &BlocksMut,
-    chunks: &ChunksMut,
-    db_path: &Path,
-    sid: SeriesId,
-    block: u32,
-) -> Result<(Vec<(u16, Agg)>, bool), StoreError> {
-    let key = (sid, Resolution::Minute.code(), block);
-    let mut slots = match blocks.get(key).map_err(engine)? {
-        Some(v) => decode(db_path, key, v.value())?,
-        None => Vec::new(),
-    };
-    let mut had_chunks = false;
-    for entry in chunks
-        .range((sid, block, 0)..=(sid, block, u8::MAX))
-        .map_err(engine)?
-    {
-        let (k, v) = entry.map_err(engine)?;
-        let more = decode(db_path, chunk_key(k.value()), v.value())?;
-        // Chunks are newer than what precedes them, so this appends; a
-        // merge keeps the slots sorted and unique whatever they hold.
-        slots = merge_slots(slots, more, false);
-        had_chunks = true;
-    }
-    Ok((slots, had_chunks))
-}
-
-/// Writes `slots` as the whole of minute block `block` of `sid`, dropping
-/// its chunks (their minutes are in `slots`).
-pub fn put_minute_block(
-    blocks: &mut BlocksMut,
-    chunks: &mut ChunksMut,
-    sid: SeriesId,
-    block: u32,
-    slots: &[(u16, Agg)],
-    had_chunks: bool,
-) -> Result<(), StoreError> {
-    if let Some(kind) = slots.first().map(|(_, a)| a.kind()) {
-        let bytes = encode_block(kind, slots);
-        blocks
-            .insert((sid, Resolution::Minute.code(), block), bytes.as_slice())
-            .map_err(engine)?;
-    }
-    if had_chunks {
-        chunks
-            .retain_in((sid, block, 0)..=(sid, block, u8::MAX), |_, _| false)
-            .map_err(engine)?;
-    }
-    Ok(())
-}
-
-/// Adds minutes newer than every minute stored in block `block` of `sid`
-/// without rewriting the block: as the block when there is none, as its
-/// next chunk while it has fewer than [`MAX_CHUNKS`], else by folding the
-/// chunks and these minutes into the block.
-pub fn append_minutes(
-    blocks: &mut BlocksMut,
-    chunks: &mut ChunksMut,
-    db_path: &Path,
-    sid: SeriesId,
-    block: u32,
-    new: Vec<(u16, Agg)>,
-) -> Result<(), StoreError> {
-    let Some(kind) = new.first().map(|(_, a)| a.kind()) else {
-        return Ok(());
-    };
-    let last_chunk = chunks
-        .range((sid, block, 0)..=(sid, block, u8::MAX))
-        .map_err(engine)?
-        .next_back()
-        .transpose()
-        .map_err(engine)?
-        .map(|(k, _)| k.value().2);
-    let next = last_chunk.map_or(0, |seq| u16::from(seq) + 1);
-    let key = (sid, Resolution::Minute.code(), block);
-    if next == 0 && blocks.get(key).map_err(engine)?.is_none() {
-        let bytes = encode_block(kind, &new);
-        blocks.insert(key, bytes.as_slice()).map_err(engine)?;
-    } else if next < u16::from(MAX_CHUNKS) {
-        let bytes = encode_block(kind, &new);
-        chunks
-            .insert((sid, block, next as u8), bytes.as_slice())
-            .map_err(engine)?;
-    } else {
-        let (slots, had_chunks) = minute_slots(blocks, chunks, db_path, sid, block)?;
-        let slots = merge_slots(slots, new, false);
-        put_minute_block(blocks, chunks, sid, block, &slots, had_chunks)?;
-    }
-    Ok(())
-}
-
-/// Folds the chunks of every minute block of `sid` before `block` into
-/// their blocks: once a day is over its chunks only cost space.
-pub fn fold_chunks_before(
-    blocks: &mut BlocksMut,
-    chunks: &mut ChunksMut,
-    db_path: &Path,
-    sid: SeriesId,
-    block: u32,
-) -> Result<(), StoreError> {
-    let mut days = Vec::new();
-    for entry in chunks.range((sid, 0, 0)..(sid, block, 0)).map_err(engine)? {
-        let day = entry.map_err(engine)?.0.value().1;
-        if days.last() != Some(&day) {
-            days.push(day);
-        }
-    }
-    for day in days {
-        let (slots, had_chunks) = minute_slots(blocks, chunks, db_path, sid, day)?;
-        put_minute_block(blocks, chunks, sid, day, &slots, had_chunks)?;
-    }
-    Ok(())
-}
-
-/// Folds `minutes` (sorted, each newer than every minute already in the
-/// rollups) into the buckets of `res` that hold them: a bucket becomes
-/// itself merged with each of its new minutes in order, which is, bit for
-/// bit, the merge of all its minutes in order that a rewrite computes.
-pub fn fold_into_rollups(
-    blocks: &mut BlocksMut,
-    db_path: &Path,
-    sid: SeriesId,
-    res: Resolution,
-    minutes: &[(i64, &Agg)],
-) -> Result<(), StoreError> {
-    let mut rest = minutes;
-    while let Some(&(ts, _)) = rest.first() {
-        let (block, _) = locate(res, ts);
-        let n = rest
-            .iter()
-            .take_while(|(t, _)| locate(res, *t).0 == block)
-            .count();
-        let (these, after) = rest.split_at(n);
-        rest = after;
-        let key = (sid, res.code(), block);
-        let mut slots = match blocks.get(key).map_err(engine)? {
-            Some(v) => decode(db_path, key, v.value())?,
-            None => Vec::new(),
-        };
-        for &(t, agg) in these {
-            let (_, slot) = locate(res, t);
-            match slots.binary_search_by_key(&slot, |(s, _)| *s) {
-                Ok(i) => slots[i].1.merge(agg),
-                Err(i) => slots.insert(i, (slot, agg.clone())),
-            }
-        }
-        if let Some(kind) = slots.first().map(|(_, a)| a.kind()) {
-            let bytes = encode_block(kind, &slots);
-            blocks.insert(key, bytes.as_slice()).map_err(engine)?;
-        }
-    }
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Checkpoints (frozen head -> redb blocks and rollups) and retention.
 
-use super::blocks::{self, locate, slot_start, slots_per_block, BlocksMut, ChunksMut};
+use super::blocks::{self, locate, slot_start, slots_per_block};
 use super::head::{Generation, Minutes};
 use super::tables::*;
 use super::wal::Wal;
@@ -8,12 +8,14 @@ use super::writer::WalMsg;
 use super::Inner;
 use crate::{Resolution, SeriesId, StoreError};
 use minutely_core::Agg;
-use redb::{Database, ReadableTable, WriteTransaction};
+use redb::{Database, ReadableTable, Table, WriteTransaction};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::Instant;
+
+type Blocks<'t> = Table<'t, (u64, u8, u32), &'static [u8]>;
 
 impl Inner {
     /// Moves the head's minutes into redb. One runs at a time; a failed one
@@ -84,22 +86,14 @@ impl Inner {
         }
         {
             let mut table = txn.open_table(BLOCKS).map_err(engine)?;
-            let mut chunks = txn.open_table(CHUNKS).map_err(engine)?;
             let mut last_seen = txn.open_table(LAST_SEEN).map_err(engine)?;
             for (&sid, minutes) in &gen.minutes {
-                let (Some(first), Some((&newest, _))) =
-                    (minutes.first_key(), minutes.last_key_value())
-                else {
-                    continue;
-                };
-                let old = last_seen.get(sid).map_err(engine)?.map(|v| v.value());
-                if old.is_some_and(|o| first > o) {
-                    self.append_series(&mut table, &mut chunks, sid, minutes)?;
-                } else {
-                    self.merge_series(&mut table, &mut chunks, sid, minutes)?;
+                self.write_series(&mut table, sid, minutes)?;
+                if let Some((&newest, _)) = minutes.last_key_value() {
+                    let old = last_seen.get(sid).map_err(engine)?.map(|v| v.value());
+                    let newest = old.map_or(newest, |o| o.max(newest));
+                    last_seen.insert(sid, newest).map_err(engine)?;
                 }
-                let newest = old.map_or(newest, |o| o.max(newest));
-                last_seen.insert(sid, newest).map_err(engine)?;
             }
         }
         {
@@ -123,50 +117,33 @@ impl Inner {
         Ok(())
     }
 
-    /// Adds one series' minutes, all newer than any it has stored (the
-    /// usual case, live or backfilled in order): each day's minutes go in
-    /// as a chunk, and each rollup bucket is merged with its new minutes,
-    /// so nothing stored is decoded but the rollup blocks.
-    fn append_series(
+    /// Merges one series' minutes into its day blocks, then rewrites the
+    /// hourly and daily rollups of every hour and day those minutes touch,
+    /// from the merged minutes: rollups stay exact merges of the minutes.
+    fn write_series(
         &self,
-        table: &mut BlocksMut,
-        chunks: &mut ChunksMut,
+        table: &mut Blocks,
         sid: SeriesId,
         minutes: &Minutes,
     ) -> Result<(), StoreError> {
-        let by_block = minutes_by_block(minutes);
-        if let Some(&first) = by_block.keys().next() {
-            blocks::fold_chunks_before(table, chunks, &self.db_path, sid, first)?;
+        let mut by_block: BTreeMap<u32, Vec<(u16, Agg)>> = BTreeMap::new();
+        for (&ts, agg) in minutes {
+            let (block, slot) = locate(Resolution::Minute, ts);
+            by_block.entry(block).or_default().push((slot, agg.clone()));
         }
-        for (block, updates) in by_block {
-            blocks::append_minutes(table, chunks, &self.db_path, sid, block, updates)?;
-        }
-        let all: Vec<(i64, &Agg)> = minutes.iter().map(|(&t, a)| (t, a)).collect();
-        for res in [Resolution::Hour, Resolution::Day] {
-            blocks::fold_into_rollups(table, &self.db_path, sid, res, &all)?;
-        }
-        Ok(())
-    }
-
-    /// Merges one series' minutes into its day blocks (and their chunks),
-    /// then rewrites the hourly and daily rollups of every hour and day
-    /// those minutes touch, from the merged minutes: rollups stay exact
-    /// merges of the minutes.
-    fn merge_series(
-        &self,
-        table: &mut BlocksMut,
-        chunks: &mut ChunksMut,
-        sid: SeriesId,
-        minutes: &Minutes,
-    ) -> Result<(), StoreError> {
         let mut hours: BTreeMap<u32, Vec<(u16, Agg)>> = BTreeMap::new();
         let mut days: BTreeMap<u32, Vec<(u16, Agg)>> = BTreeMap::new();
-        for (block, updates) in minutes_by_block(minutes) {
+        for (block, updates) in by_block {
             let touched: BTreeSet<u16> = updates.iter().map(|(slot, _)| slot / 60).collect();
-            let (stored, had_chunks) =
-                blocks::minute_slots(table, chunks, &self.db_path, sid, block)?;
-            let merged = blocks::merge_slots(stored, updates, false);
-            blocks::put_minute_block(table, chunks, sid, block, &merged, had_chunks)?;
+            let merged = blocks::upsert(
+                table,
+                &self.db_path,
+                sid,
+                Resolution::Minute,
+                block,
+                updates,
+                false,
+            )?;
             for hour in touched {
                 let aggs = merged
                     .iter()
@@ -195,8 +172,7 @@ impl Inner {
         Ok(())
     }
 
-    /// Drops blocks past each resolution's retention and expired batch keys,
-    /// and folds the chunks of days that are over.
+    /// Drops blocks past each resolution's retention and expired batch keys.
     pub(super) fn apply_retention(&self, now: i64) -> Result<(), StoreError> {
         tracing::debug!("retention pass started");
         let started = std::time::Instant::now();
@@ -220,19 +196,12 @@ impl Inner {
         let txn = db.begin_write().map_err(engine)?;
         {
             let mut table = txn.open_table(BLOCKS).map_err(engine)?;
-            let mut chunks = txn.open_table(CHUNKS).map_err(engine)?;
             for res in Resolution::ALL {
                 if let Some(cutoff) = self.cfg.retention.cutoff(res, now) {
                     for &sid in ids {
-                        blocks::drop_before(&mut table, &mut chunks, sid, res, cutoff)?;
+                        blocks::drop_before(&mut table, sid, res, cutoff)?;
                     }
                 }
-            }
-            // Series that went quiet keep the chunks of their last day
-            // until here: no checkpoint appends to them any more.
-            let (today, _) = locate(Resolution::Minute, now);
-            for &sid in ids {
-                blocks::fold_chunks_before(&mut table, &mut chunks, &self.db_path, sid, today)?;
             }
             let cutoff = now - self.cfg.batch_window_secs;
             let mut expiry = txn.open_table(BATCH_EXPIRY).map_err(engine)?;
@@ -248,14 +217,4 @@ impl Inner {
         }
         txn.commit().map_err(engine)
     }
-}
-
-/// A series' minutes by minute block, as (slot, aggregate) in order.
-fn minutes_by_block(minutes: &Minutes) -> BTreeMap<u32, Vec<(u16, Agg)>> {
-    let mut by_block: BTreeMap<u32, Vec<(u16, Agg)>> = BTreeMap::new();
-    for (&ts, agg) in minutes {
-        let (block, slot) = locate(Resolution::Minute, ts);
-        by_block.entry(block).or_default().push((slot, agg.clone()));
-    }
-    by_block
 }

@@ -74,10 +74,6 @@ impl Minutes {
         self.0[lo..hi].iter().map(|(t, a)| (t, a))
     }
 
-    pub fn first_key(&self) -> Option<i64> {
-        self.0.first().map(|(t, _)| *t)
-    }
-
     pub fn last_key_value(&self) -> Option<(&i64, &Agg)> {
         self.0.last().map(|(t, a)| (t, a))
     }

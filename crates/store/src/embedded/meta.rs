@@ -24,9 +24,8 @@ pub fn init_tables(db: &Database) -> Result<(), StoreError> {
                     supported: FORMAT_VERSION,
                 })
             }
-            // Older layouts are read as they are; the version moves up
-            // because this build may write what an older one would miss.
-            _ => {
+            Some(_) => {}
+            None => {
                 meta.insert("format_version", FORMAT_VERSION)
                     .map_err(engine)?;
             }
@@ -34,7 +33,6 @@ pub fn init_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(SERIES).map_err(engine)?;
         txn.open_table(LAST_SEEN).map_err(engine)?;
         txn.open_table(BLOCKS).map_err(engine)?;
-        txn.open_table(CHUNKS).map_err(engine)?;
         txn.open_table(BATCHES).map_err(engine)?;
         txn.open_table(BATCH_EXPIRY).map_err(engine)?;
         txn.open_table(KEYS).map_err(engine)?;

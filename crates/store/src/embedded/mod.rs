@@ -459,7 +459,7 @@ impl Inner {
             .collect();
         type Job<'a, T> = (&'a [SeriesId], &'a [Vec<(i64, T)>]);
         let read_chunk = |(ids, heads): Job<'_, T>| -> Result<Vec<S>, StoreError> {
-            let table = blocks::ReadTables::open(&txn)?;
+            let table = txn.open_table(tables::BLOCKS).map_err(engine)?;
             let mut state = new_state();
             ids.iter()
                 .zip(heads)
@@ -978,8 +978,8 @@ impl Drop for EmbeddedStore {
     }
 }
 
-/// The tables of stored buckets as a read sees them.
-type BlocksTable = blocks::ReadTables;
+/// The blocks table as a read sees it.
+type BlocksTable = redb::ReadOnlyTable<(u64, u8, u32), &'static [u8]>;
 
 /// Below this many series per thread, a thread costs more than it saves.
 const MIN_SERIES_PER_THREAD: usize = 16;
@@ -1047,8 +1047,6 @@ fn dir_bytes(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-#[cfg(test)]
-mod chunk_tests;
 #[cfg(test)]
 mod dist_tests;
 #[cfg(test)]

@@ -3,9 +3,8 @@
 use crate::StoreError;
 use redb::TableDefinition;
 
-/// Bumped when the layout changes; older layouts stay readable. Version 2
-/// added `chunks`, which a version-1 build would not read.
-pub const FORMAT_VERSION: u64 = 2;
+/// Bumped when the layout changes; older layouts stay readable.
+pub const FORMAT_VERSION: u64 = 1;
 
 /// series id -> JSON series definition.
 pub const SERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("series");
@@ -13,12 +12,6 @@ pub const SERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("series");
 pub const LAST_SEEN: TableDefinition<u64, i64> = TableDefinition::new("last_seen");
 /// (series id, resolution code, block number) -> encoded block.
 pub const BLOCKS: TableDefinition<(u64, u8, u32), &[u8]> = TableDefinition::new("blocks");
-/// (series id, minute block number, sequence) -> encoded block of minutes
-/// newer than every minute of the day before them: a checkpoint appends
-/// one instead of rewriting the day's block, and the chunks are folded
-/// into the block when there are [`MAX_CHUNKS`](super::blocks::MAX_CHUNKS)
-/// or the next day starts.
-pub const CHUNKS: TableDefinition<(u64, u32, u8), &[u8]> = TableDefinition::new("chunks");
 /// 128-bit hash of (app, env, batch key) -> (unix seconds, points accepted).
 pub const BATCHES: TableDefinition<u128, (i64, u64)> = TableDefinition::new("batches");
 /// (unix seconds, batch hash) -> (): expiry order of `BATCHES`.

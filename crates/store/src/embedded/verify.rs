@@ -1,12 +1,11 @@
-//! A full check of the stored blocks and chunks: every one's CRC and
-//! encoding.
+//! A full check of the stored blocks: every block's CRC and encoding.
 //!
 //! redb has no page checksums, but every block we write carries a CRC32
 //! (docs/format.md), so a flipped bit in stored numbers is found here
 //! instead of being read back as a wrong value.
 
 use super::blocks;
-use super::tables::{engine, BLOCKS, CHUNKS};
+use super::tables::{engine, BLOCKS};
 use crate::StoreError;
 use redb::{Database, ReadableTable};
 use std::path::Path;
@@ -36,27 +35,14 @@ pub fn verify(db: &Database, db_path: &Path) -> Result<VerifyReport, StoreError>
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut report = VerifyReport::default();
         let txn = db.begin_read().map_err(engine)?;
-        let mut check = |key, bytes: &[u8]| {
+        let table = txn.open_table(BLOCKS).map_err(engine)?;
+        for entry in table.iter().map_err(engine)? {
+            let (k, v) = entry.map_err(engine)?;
+            let (key, bytes) = (k.value(), v.value());
             report.blocks += 1;
             report.bytes += bytes.len() as u64;
             if let Err(e) = blocks::decode(db_path, key, bytes) {
                 report.damaged.push(e.to_string());
-            }
-        };
-        let table = txn.open_table(BLOCKS).map_err(engine)?;
-        for entry in table.iter().map_err(engine)? {
-            let (k, v) = entry.map_err(engine)?;
-            check(k.value(), v.value());
-        }
-        // A data directory of format 1, not opened by this build yet, has none.
-        let chunks = match txn.open_table(CHUNKS) {
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            other => Some(other.map_err(engine)?),
-        };
-        for entry in chunks.iter().map(|c| c.iter()) {
-            for entry in entry.map_err(engine)? {
-                let (k, v) = entry.map_err(engine)?;
-                check(blocks::chunk_key(k.value()), v.value());
             }
         }
         Ok(report)

@@ -3,7 +3,7 @@
 //! answered from what was kept of its old bytes.
 
 use super::*;
-use crate::embedded::tables::{BLOCKS, CHUNKS};
+use crate::embedded::tables::BLOCKS;
 use minutely_core::GaugeAgg;
 use proptest::prelude::*;
 use redb::backends::InMemoryBackend;
@@ -27,7 +27,6 @@ fn db() -> Database {
 fn write(db: &Database, sid: SeriesId, block: u32, slots: Vec<(u16, Agg)>) {
     let tx = db.begin_write().unwrap();
     {
-        tx.open_table(CHUNKS).unwrap();
         let mut t = tx.open_table(BLOCKS).unwrap();
         upsert(
             &mut t,
@@ -52,7 +51,7 @@ fn bits(v: &[(i64, Slim)]) -> Vec<(i64, u64, i64)> {
 /// against the parts of whole slots.
 fn check_parts(db: &Database, sid: SeriesId) -> Result<(), TestCaseError> {
     let tx = db.begin_read().unwrap();
-    let t = ReadTables::open(&tx).unwrap();
+    let t = tx.open_table(BLOCKS).unwrap();
     let mut reader = PartReader::default();
     // Whole blocks, and a range that cuts both within a slot.
     for (from, to) in [(0, 2 * 86_400), (29_990, 130_017), (29_990, 43_217)] {
@@ -120,7 +119,7 @@ fn a_rewritten_block_is_not_answered_from_the_cache() {
     // the block, and a read of maxes must see the new numbers.
     write(&db, sid, 0, run(7.5).collect());
     let tx = db.begin_read().unwrap();
-    let t = ReadTables::open(&tx).unwrap();
+    let t = tx.open_table(BLOCKS).unwrap();
     let mut reader = PartReader::default();
     let (m, p) = (Resolution::Minute, Path::new("t"));
     let got = read_range_part(&t, p, sid, m, 0, 86_400, Part::Max, &mut reader).unwrap();

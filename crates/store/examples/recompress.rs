@@ -1,0 +1,61 @@
+//! Compares deflate encoders on the blocks of a data directory:
+//! `recompress DIR` inflates every stored block (and chunk) and times
+//! compressing all of them again with miniz and with libdeflate at several
+//! levels, printing the total bytes each gives.
+use std::io::Read;
+use std::time::Instant;
+
+fn main() {
+    let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("DIR"));
+    let db = redb::Database::open(dir.join("minutely.redb")).expect("open");
+    let txn = db.begin_read().expect("read");
+    let mut payloads = Vec::new();
+    let mut stored = 0;
+    let mut add = |b: &[u8]| {
+        stored += b.len();
+        let mut out = Vec::new();
+        // Version and kind bytes first, the CRC32 last (docs/format.md).
+        flate2::read::DeflateDecoder::new(&b[2..b.len() - 4])
+            .read_to_end(&mut out)
+            .expect("inflate");
+        payloads.push(out);
+    };
+    let blocks: redb::TableDefinition<(u64, u8, u32), &[u8]> = redb::TableDefinition::new("blocks");
+    for e in redb::ReadableTable::iter(&txn.open_table(blocks).expect("blocks")).expect("iter") {
+        add(e.expect("block").1.value());
+    }
+    let chunks: redb::TableDefinition<(u64, u32, u8), &[u8]> = redb::TableDefinition::new("chunks");
+    if let Ok(t) = txn.open_table(chunks) {
+        for e in redb::ReadableTable::iter(&t).expect("iter") {
+            add(e.expect("chunk").1.value());
+        }
+    }
+    let raw: usize = payloads.iter().map(Vec::len).sum();
+    println!(
+        "{} blocks: {stored} bytes stored, {raw} bytes inflated",
+        payloads.len()
+    );
+    for level in [1, 6, 9] {
+        let started = Instant::now();
+        let n: usize = payloads
+            .iter()
+            .map(|p| miniz_oxide::deflate::compress_to_vec(p, level).len())
+            .sum();
+        println!("miniz level {level}: {n} bytes in {:?}", started.elapsed());
+    }
+    for level in [1, 4, 6, 9, 12] {
+        let lvl = libdeflater::CompressionLvl::new(level).expect("level");
+        let mut c = libdeflater::Compressor::new(lvl);
+        let mut buf = Vec::new();
+        let started = Instant::now();
+        let mut n = 0;
+        for p in &payloads {
+            buf.resize(c.deflate_compress_bound(p.len()), 0);
+            n += c.deflate_compress(p, &mut buf).expect("compress");
+        }
+        println!(
+            "libdeflate level {level}: {n} bytes in {:?}",
+            started.elapsed()
+        );
+    }
+}

@@ -296,7 +296,14 @@ pub fn run(
             Field::names_for(kind)
         )));
     }
-    let series = store.series_where(&p.app, p.env.as_deref(), &p.metric, &|tags| {
+    // Filters without `*` name exact values: a store may look those up.
+    let pairs: Vec<(&str, &str)> = p
+        .filters
+        .iter()
+        .filter(|f| !f.pattern.contains('*'))
+        .map(|f| (f.key.as_str(), f.pattern.as_str()))
+        .collect();
+    let series = store.series_with(&p.app, p.env.as_deref(), &p.metric, &pairs, &|tags| {
         p.filters.iter().all(|f| f.matches(tags))
     });
     let res = resolution_for(&p.grid, store, now as i64);

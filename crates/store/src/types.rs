@@ -306,6 +306,22 @@ pub trait Store: Send + Sync + 'static {
             .collect()
     }
 
+    /// [`series_where`](Store::series_where) of the series that also have
+    /// each tag of `pairs` with exactly that value (a query's filters
+    /// without `*`), in the same order. A store with an index of tag values
+    /// reads the shortest list of series of one pair instead of all the
+    /// metric's series.
+    fn series_with(
+        &self,
+        app: &str,
+        env: Option<&str>,
+        name: &str,
+        pairs: &[(&str, &str)],
+        keep: &dyn Fn(&Tags) -> bool,
+    ) -> Vec<SeriesInfo> {
+        self.series_where(app, env, name, &|tags| has_pairs(tags, pairs) && keep(tags))
+    }
+
     /// Aggregates of each series, per bucket of `res`, for buckets starting
     /// in `[from, to)`, sorted by time. Missing buckets are absent.
     fn read(
@@ -436,4 +452,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Flushes and stops background work; later calls fail with `Closed`.
     fn close(&self) -> Result<(), StoreError>;
+}
+
+/// Whether `tags` has each of `pairs`, with exactly that value.
+pub fn has_pairs(tags: &Tags, pairs: &[(&str, &str)]) -> bool {
+    pairs.iter().all(|(k, v)| tags.get(k) == Some(*v))
 }

@@ -1,11 +1,13 @@
 //! The series index, kept whole in memory: which series exist, their ids,
 //! the kind of each metric name per app, and series counts per app.
 
-use super::head::SidMap;
+use super::head::{SidHasher, SidMap};
 use super::record::SeriesDef;
 use crate::{MetricInfo, SeriesId, SeriesInfo};
 use minutely_core::{Kind, Tags};
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -36,6 +38,12 @@ pub struct SeriesIndex {
     kinds: HashMap<(String, String), Kind>,
     per_app: HashMap<String, usize>,
     by_metric: HashMap<(String, String, String), Vec<SeriesId>>,
+    /// Series ids by the hash of (app, env, name, tag key, tag value): an
+    /// exact tag filter reads one list instead of every series of the
+    /// metric. A hash that collides only adds ids the filter then drops;
+    /// the hash is keyed per process, so tag values cannot aim at one.
+    by_pair: HashMap<u64, Vec<SeriesId>, std::hash::BuildHasherDefault<SidHasher>>,
+    pair_hasher: RandomState,
     next_id: SeriesId,
 }
 
@@ -133,6 +141,10 @@ impl SeriesIndex {
             .entry((def.app.clone(), def.env.clone(), def.name.clone()))
             .or_default()
             .push(def.id);
+        for (k, v) in def.tags.iter() {
+            let pair = self.pair_key(&def.app, &def.env, &def.name, (k, v));
+            self.by_pair.entry(pair).or_default().push(def.id);
+        }
         self.next_id = self.next_id.max(def.id + 1);
         let meta = Arc::new(SeriesMeta {
             def,
@@ -232,6 +244,66 @@ impl SeriesIndex {
             .collect()
     }
 
+    /// [`series_where`](Self::series_where) of the series that have every
+    /// tag of `pairs` with that value, read from the shortest list of
+    /// series of one pair, in the same order.
+    pub fn series_with(
+        &self,
+        app: &str,
+        env: Option<&str>,
+        name: &str,
+        pairs: &[(&str, &str)],
+        keep: &dyn Fn(&Tags) -> bool,
+    ) -> Vec<SeriesInfo> {
+        if pairs.is_empty() {
+            return self.series_where(app, env, name, keep);
+        }
+        // The envs in the order `series_where` visits them.
+        let envs: Vec<&str> = match env {
+            Some(env) => vec![env],
+            None => self
+                .by_metric
+                .keys()
+                .filter(|(a, _, n)| a == app && n == name)
+                .map(|(_, e, _)| e.as_str())
+                .collect(),
+        };
+        let mut out = Vec::new();
+        for env in envs {
+            let shortest = pairs
+                .iter()
+                .map(|&pair| {
+                    self.by_pair
+                        .get(&self.pair_key(app, env, name, pair))
+                        .map_or(&[][..], Vec::as_slice)
+                })
+                .min_by_key(|ids| ids.len())
+                .unwrap_or_default();
+            for id in shortest {
+                let def = &self.series[id].def;
+                if def.app == app
+                    && def.env == env
+                    && def.name == name
+                    && crate::has_pairs(&def.tags, pairs)
+                    && keep(&def.tags)
+                {
+                    out.push(SeriesInfo {
+                        id: *id,
+                        env: def.env.clone(),
+                        tags: def.tags.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    fn pair_key(&self, app: &str, env: &str, name: &str, (k, v): (&str, &str)) -> u64 {
+        let mut h = self.pair_hasher.build_hasher();
+        (app, env, name, k, v).hash(&mut h);
+        h.finish()
+    }
+
     pub fn catalogue(&self, app: &str, env: Option<&str>) -> Vec<MetricInfo> {
         let mut out: BTreeMap<(String, String), MetricInfo> = BTreeMap::new();
         for ((a, e, name), ids) in &self.by_metric {
@@ -274,6 +346,69 @@ impl SeriesIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Series of two apps, envs and names, with tags from small alphabets
+    /// (some series lack a key); filters that name present, absent and
+    /// missing values.
+    fn defs() -> impl Strategy<Value = Vec<(usize, usize, usize, Vec<(usize, usize)>)>> {
+        prop::collection::vec(
+            (
+                0..2usize,
+                0..2usize,
+                0..2usize,
+                prop::collection::vec((0..3usize, 0..3usize), 0..4),
+            ),
+            0..40,
+        )
+    }
+
+    const APPS: [&str; 2] = ["shop", "blog"];
+    const ENVS: [&str; 2] = ["prod", "stage"];
+    const NAMES: [&str; 2] = ["orders", "visits"];
+    const KEYS: [&str; 3] = ["region", "host", "plan"];
+    const VALUES: [&str; 3] = ["eu", "us", "eu:1"];
+
+    proptest! {
+        #[test]
+        fn series_with_gives_what_series_where_gives_filtered(
+            defs in defs(),
+            pairs in prop::collection::vec((0..3usize, 0..3usize), 0..3),
+            env in prop::option::of(0..3usize),
+            app in 0..2usize,
+            name in 0..2usize,
+        ) {
+            let mut idx = SeriesIndex::default();
+            let mut seen = std::collections::HashSet::new();
+            for (id, (a, e, n, tags)) in defs.into_iter().enumerate() {
+                let tags = Tags::from_pairs(tags.iter().map(|&(k, v)| (KEYS[k], VALUES[v])));
+                let mut key = String::new();
+                series_key(&mut key, APPS[a], ENVS[e], NAMES[n], &tags);
+                if !seen.insert(key) {
+                    continue;
+                }
+                idx.insert(
+                    SeriesDef {
+                        id: id as u64,
+                        app: APPS[a].into(),
+                        env: ENVS[e].into(),
+                        name: NAMES[n].into(),
+                        kind: Kind::Counter,
+                        tags,
+                    },
+                    true,
+                );
+            }
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|&(k, v)| (KEYS[k], VALUES[v])).collect();
+            // A third env that has no series.
+            let env = env.map(|e| ["prod", "stage", "dev"][e]);
+            let keep = |t: &Tags| t.get("plan") != Some("us");
+            let want = idx.series_where(APPS[app], env, NAMES[name], &|t| {
+                crate::has_pairs(t, &pairs) && keep(t)
+            });
+            prop_assert_eq!(idx.series_with(APPS[app], env, NAMES[name], &pairs, &keep), want);
+        }
+    }
 
     #[test]
     fn kinds_and_limits() {

@@ -687,6 +687,21 @@ impl Store for EmbeddedStore {
             .series_where(app, env, name, keep)
     }
 
+    fn series_with(
+        &self,
+        app: &str,
+        env: Option<&str>,
+        name: &str,
+        pairs: &[(&str, &str)],
+        keep: &dyn Fn(&minutely_core::Tags) -> bool,
+    ) -> Vec<SeriesInfo> {
+        self.inner
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .series_with(app, env, name, pairs, keep)
+    }
+
     fn read(
         &self,
         series: &[SeriesId],

@@ -7,7 +7,7 @@ use crate::{MetricInfo, SeriesId, SeriesInfo};
 use minutely_core::{Kind, Tags};
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -299,9 +299,7 @@ impl SeriesIndex {
     }
 
     fn pair_key(&self, app: &str, env: &str, name: &str, (k, v): (&str, &str)) -> u64 {
-        let mut h = self.pair_hasher.build_hasher();
-        (app, env, name, k, v).hash(&mut h);
-        h.finish()
+        self.pair_hasher.hash_one((app, env, name, k, v))
     }
 
     pub fn catalogue(&self, app: &str, env: Option<&str>) -> Vec<MetricInfo> {
@@ -351,7 +349,10 @@ mod tests {
     /// Series of two apps, envs and names, with tags from small alphabets
     /// (some series lack a key); filters that name present, absent and
     /// missing values.
-    fn defs() -> impl Strategy<Value = Vec<(usize, usize, usize, Vec<(usize, usize)>)>> {
+    /// App, env, name and tag pairs of a series, as indexes into the lists below.
+    type Def = (usize, usize, usize, Vec<(usize, usize)>);
+
+    fn defs() -> impl Strategy<Value = Vec<Def>> {
         prop::collection::vec(
             (
                 0..2usize,

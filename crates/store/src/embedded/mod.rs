@@ -449,9 +449,7 @@ impl Inner {
         };
         // Decoding blocks is the cost of a wide query: spread the series
         // over the cores (each thread opens its own table in the snapshot).
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
+        let threads = read_threads();
         let chunk = series.len().div_ceil(threads).max(MIN_SERIES_PER_THREAD);
         let jobs: Vec<_> = series
             .chunks(chunk)
@@ -995,6 +993,17 @@ impl Drop for EmbeddedStore {
 
 /// The blocks table as a read sees it.
 type BlocksTable = redb::ReadOnlyTable<(u64, u8, u32), &'static [u8]>;
+
+/// Threads a wide read spreads over: the cores, up to 8. Asked once:
+/// the standard library reads the cgroup's CPU quota files at every call.
+fn read_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+    })
+}
 
 /// Below this many series per thread, a thread costs more than it saves.
 const MIN_SERIES_PER_THREAD: usize = 16;

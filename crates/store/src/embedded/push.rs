@@ -1,0 +1,131 @@
+//! The push path: batch keys claimed and settled, points resolved to
+//! series and logged, the head told, and a checkpoint asked for when the
+//! head is large.
+
+use super::*;
+
+impl Inner {
+    /// `Some(accepted)` if the batch was stored before; marks it in flight otherwise.
+    pub(super) fn claim_batch(&self, key: u128) -> Result<Option<u64>, StoreError> {
+        let mut map = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(&key) {
+            Some(BatchState::Done(n)) => return Ok(Some(*n)),
+            Some(BatchState::InFlight) => {
+                return Err(StoreError::BatchInFlight(format!("{key:032x}")))
+            }
+            None => {}
+        }
+        let stored = self.db.with(|db| {
+            let txn = db.begin_read().map_err(engine)?;
+            let table = txn.open_table(BATCHES).map_err(engine)?;
+            Ok(table.get(key).map_err(engine)?.map(|v| v.value().1))
+        })?;
+        if let Some(accepted) = stored {
+            return Ok(Some(accepted));
+        }
+        map.insert(key, BatchState::InFlight);
+        Ok(None)
+    }
+
+    pub(super) fn settle_batch(&self, key: u128, accepted: Option<u64>) {
+        let mut map = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+        match accepted {
+            Some(n) if n > 0 => map.insert(key, BatchState::Done(n)),
+            _ => map.remove(&key),
+        };
+    }
+
+    pub(super) fn push_points(
+        &self,
+        req: PushRequest,
+        batch: Option<u128>,
+    ) -> Result<PushOutcome, StoreError> {
+        let mut outcome = PushOutcome::default();
+        let mut points = Vec::with_capacity(req.points.len());
+        let mut metas = Vec::with_capacity(req.points.len());
+        let mut defs: Vec<SeriesDef> = Vec::new();
+        let mut defined: std::collections::HashSet<SeriesId> = std::collections::HashSet::new();
+        let reply = {
+            let mut key = self.ingest.lock().unwrap_or_else(|p| p.into_inner());
+            {
+                let mut index = self.index.write().unwrap_or_else(|p| p.into_inner());
+                for (i, p) in req.points {
+                    let series = SeriesRef {
+                        app: &req.app,
+                        env: &req.env,
+                        name: &p.name,
+                        kind: p.kind,
+                        tags: &p.tags,
+                    };
+                    match index.resolve(&mut key, series, self.cfg.max_series_per_app) {
+                        Ok(meta) => {
+                            if !meta.durable.load(Ordering::Acquire) && defined.insert(meta.def.id)
+                            {
+                                defs.push(meta.def.clone());
+                            }
+                            let minute = p.minute();
+                            points.push((meta.def.id, minute, p.to_agg()));
+                            metas.push((meta, minute));
+                        }
+                        Err(e) => outcome.rejected.push(Rejected {
+                            index: i,
+                            reason: e.reason(),
+                            message: e.to_string(),
+                        }),
+                    }
+                }
+            }
+            if points.is_empty() {
+                return Ok(outcome);
+            }
+            outcome.accepted = points.len();
+            let record = Record {
+                batch: batch.map(|key| BatchEntry {
+                    key,
+                    ts: now_secs(),
+                    accepted: outcome.accepted as u64,
+                }),
+                series: defs,
+                points,
+            };
+            // Room for single-value points and a few definitions: one
+            // allocation instead of a dozen regrowths.
+            let mut payload =
+                Vec::with_capacity(64 + 80 * record.points.len() + 128 * record.series.len());
+            record.encode(&mut payload);
+            let (reply_tx, reply_rx) = sync_channel(1);
+            self.sender()?
+                .send(WalMsg::Append {
+                    payload,
+                    record,
+                    reply: reply_tx,
+                })
+                .map_err(|_| StoreError::Closed)?;
+            reply_rx
+        };
+        reply.recv().map_err(|_| StoreError::Closed)??;
+        // Reads first: most series are durable and already seen this late.
+        for (meta, minute) in &metas {
+            if !meta.durable.load(Ordering::Relaxed) {
+                meta.durable.store(true, Ordering::Release);
+            }
+            if meta.last_seen.load(Ordering::Relaxed) < *minute {
+                meta.last_seen.fetch_max(*minute, Ordering::Relaxed);
+            }
+        }
+        let open = self
+            .head
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .active
+            .open_minutes();
+        if open > self.cfg.max_open_minutes {
+            let (lock, cv) = &*self.signal;
+            lock.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .checkpoint_now = true;
+            cv.notify_all();
+        }
+        Ok(outcome)
+    }
+}

@@ -1,5 +1,5 @@
 //! Compares deflate encoders on the blocks of a data directory:
-//! `recompress DIR` inflates every stored block (and chunk) and times
+//! `recompress DIR` inflates every stored block and times
 //! compressing all of them again with miniz and with libdeflate at several
 //! levels, printing the total bytes each gives.
 use std::io::Read;
@@ -23,12 +23,6 @@ fn main() {
     let blocks: redb::TableDefinition<(u64, u8, u32), &[u8]> = redb::TableDefinition::new("blocks");
     for e in redb::ReadableTable::iter(&txn.open_table(blocks).expect("blocks")).expect("iter") {
         add(e.expect("block").1.value());
-    }
-    let chunks: redb::TableDefinition<(u64, u32, u8), &[u8]> = redb::TableDefinition::new("chunks");
-    if let Ok(t) = txn.open_table(chunks) {
-        for e in redb::ReadableTable::iter(&t).expect("iter") {
-            add(e.expect("chunk").1.value());
-        }
     }
     let raw: usize = payloads.iter().map(Vec::len).sum();
     println!(

@@ -346,12 +346,12 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Series of two apps, envs and names, with tags from small alphabets
-    /// (some series lack a key); filters that name present, absent and
-    /// missing values.
     /// App, env, name and tag pairs of a series, as indexes into the lists below.
     type Def = (usize, usize, usize, Vec<(usize, usize)>);
 
+    /// Series of two apps, envs and names, with tags from small alphabets
+    /// (some series lack a key); filters that name present, absent and
+    /// missing values.
     fn defs() -> impl Strategy<Value = Vec<Def>> {
         prop::collection::vec(
             (

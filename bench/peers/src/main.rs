@@ -299,7 +299,12 @@ fn run(a: &Args, series: usize, tmp: &Path) -> Result<Run> {
     }
     for q in queries::ALL {
         eprintln!("[{series} series] query: {} ...", q.label(series / METRICS));
-        let timings = queries::time_all(&running, q, frame, a.query_budget)?;
+        // A query that fails is reported and left out of the table
+        // ("not measured"), rather than losing the run's other figures.
+        let timings = queries::time_all(&running, q, frame, a.query_budget).unwrap_or_else(|e| {
+            eprintln!("[{series} series] query failed, not measured: {e:#}");
+            running.iter().map(|_| None).collect()
+        });
         for (k, t) in timings.into_iter().enumerate() {
             figures[k].queries.push(t);
         }

@@ -60,6 +60,10 @@ impl Running {
                     // response cache: minutely has none either.
                     .arg("-search.latencyOffset=0s")
                     .arg("-search.disableCache")
+                    // 100,000 series hold 10,000 distributions: about
+                    // 340,000 `vmrange` bucket series for the p95, past
+                    // the default limit of 300,000 per query.
+                    .arg("-search.maxUniqueTimeseries=10000000")
                     .arg("-loggerLevel=WARN")
                     .stdout(log(dir, "victoria-metrics.log")?)
                     .stderr(log(dir, "victoria-metrics.log")?)

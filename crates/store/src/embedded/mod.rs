@@ -220,11 +220,7 @@ impl Store for EmbeddedStore {
         name: &str,
         keep: &dyn Fn(&minutely_core::Tags) -> bool,
     ) -> Vec<SeriesInfo> {
-        self.inner
-            .index
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .series_where(app, env, name, keep)
+        self.series_with(app, env, name, &[], keep)
     }
 
     fn series_with(

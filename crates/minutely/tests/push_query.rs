@@ -260,6 +260,28 @@ fn tag_filters_wildcards_group_by_and_across() {
         run(&[("metric", "order_count"), ("tag", "host:a")]),
         vec![(json!({}), Some(1.0))]
     );
+    // Exact values are looked up in the index of tag values: one value,
+    // two at once (each series must have both), and one no series has.
+    assert_eq!(
+        run(&[("metric", "order_count"), ("tag", "region:eu-west")]),
+        vec![(json!({}), Some(17.0))]
+    );
+    assert_eq!(
+        run(&[
+            ("metric", "order_count"),
+            ("tag", "region:us-east"),
+            ("tag", "host:c")
+        ]),
+        vec![(json!({}), Some(4.0))]
+    );
+    assert_eq!(
+        run(&[
+            ("metric", "order_count"),
+            ("tag", "region:eu-west"),
+            ("tag", "host:c")
+        ]),
+        vec![]
+    );
     assert_eq!(
         run(&[("metric", "order_count"), ("group_by", "region")]),
         vec![

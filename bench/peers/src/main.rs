@@ -243,6 +243,11 @@ fn run(a: &Args, series: usize, tmp: &Path) -> Result<Run> {
         f.disk_running = dir_size(&data);
         sys.stop()?;
         f.disk_stopped = dir_size(&data);
+        if std::env::var_os("MINUTELY_BENCH_KEEP").is_some() {
+            // The store as the disk figure saw it, before the distributions
+            // and live minutes that come next, for inspection.
+            copy_dir(&data, &data.with_file_name("data-after-day"))?;
+        }
         eprintln!(
             "[{series} series] {}: {:.0} points/s, {:.2} B/point",
             SYSTEMS[k].name(),
@@ -321,6 +326,21 @@ fn run(a: &Args, series: usize, tmp: &Path) -> Result<Run> {
         exact_p95,
         figures,
     })
+}
+
+/// Copies the files of `from` (and its subdirectories) into `to`.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 fn main() -> Result<()> {

@@ -81,6 +81,12 @@ impl Part {
         }
     }
 
+    /// Whether [`Part::value`] is the part's `v` itself (a last, a min, a
+    /// max, a sum), so that values can be copied without reading them.
+    pub fn value_is_v(self, field: Field) -> bool {
+        !matches!((self, field), (Part::Sum, Field::Rate) | (Part::Mean, _))
+    }
+
     /// The field's value of a merged part, as [`Field::value`] reads it.
     #[inline]
     pub fn value(self, field: Field, s: Slim, bucket_secs: i64) -> f64 {
@@ -120,6 +126,9 @@ mod tests {
             }
             let expected = field.value(&whole, 60).unwrap();
             prop_assert_eq!(part.value(field, slim, 60).to_bits(), expected.to_bits());
+            if part.value_is_v(field) {
+                prop_assert_eq!(part.value(field, slim, 60).to_bits(), slim.v.to_bits());
+            }
 
             let counters: Vec<Agg> = vals.iter().map(|(v, _, _)| Agg::Counter(*v)).collect();
             let whole = Agg::merge_all(counters.iter()).unwrap();
@@ -130,6 +139,9 @@ mod tests {
             for f in [Field::Sum, Field::Rate] {
                 let expected = f.value(&whole, 120).unwrap();
                 prop_assert_eq!(Part::Sum.value(f, slim, 120).to_bits(), expected.to_bits());
+                if Part::Sum.value_is_v(f) {
+                    prop_assert_eq!(expected.to_bits(), slim.v.to_bits());
+                }
             }
         }
     }

@@ -12,6 +12,9 @@ use crate::fold::{DistFold, DistRows};
 use crate::kind::Kind;
 use crate::part::{Part, Slim};
 
+mod values;
+pub use values::{AcrossSeries, SeriesValues, ValuesFold};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Across {
     #[default]
@@ -113,7 +116,7 @@ enum Acc {
     Folded(Vec<DistFold>),
     /// Gauges: each series' field, combined with `across`.
     Across {
-        acc: AcrossAcc,
+        acc: AcrossSeries,
         per_series: Vec<Option<Agg>>,
     },
 }
@@ -131,7 +134,7 @@ impl Evaluation {
                 Acc::Folded(vec![fold; grid.n])
             }
             Kind::Gauge => Acc::Across {
-                acc: AcrossAcc::new(across, grid.n),
+                acc: AcrossSeries::new(across, grid.n),
                 per_series: vec![None; grid.n],
             },
         };
@@ -197,42 +200,6 @@ impl Evaluation {
                 .collect(),
             Acc::Across { acc, .. } => acc.finish(),
         }
-    }
-}
-
-/// Gauge values of several series combined per bucket with `across`.
-struct AcrossAcc {
-    across: Across,
-    /// (combined value, number of series) per bucket.
-    acc: Vec<Option<(f64, usize)>>,
-}
-
-impl AcrossAcc {
-    fn new(across: Across, n: usize) -> Self {
-        AcrossAcc {
-            across,
-            acc: vec![None; n],
-        }
-    }
-
-    #[inline]
-    fn add(&mut self, i: usize, v: f64) {
-        self.acc[i] = Some(match self.acc[i] {
-            None => (v, 1),
-            Some((c, n)) => match self.across {
-                Across::Sum | Across::Mean => (c + v, n + 1),
-                Across::Min => (c.min(v), n + 1),
-                Across::Max => (c.max(v), n + 1),
-            },
-        });
-    }
-
-    fn finish(self) -> Vec<Option<f64>> {
-        let mean = self.across == Across::Mean;
-        self.acc
-            .into_iter()
-            .map(|a| a.map(|(v, n)| if mean { v / n as f64 } else { v }))
-            .collect()
     }
 }
 
@@ -306,52 +273,6 @@ fn merge_slims(
     }
 }
 
-/// [`merge_parts_into_grid`] of one series whose buckets are sorted by
-/// time, handing each grid bucket's merged part to `emit` in grid order:
-/// a grid bucket's parts are neighbours, so no grid-sized buffer is
-/// needed.
-fn fold_sorted_parts(
-    grid: &Grid,
-    part: Part,
-    buckets: &[(i64, Slim)],
-    emit: &mut impl FnMut(usize, Slim),
-) {
-    match part {
-        Part::Sum => fold_sorted(grid, buckets, emit, |a, o| Part::Sum.merge(a, o)),
-        Part::Last => fold_sorted(grid, buckets, emit, |a, o| Part::Last.merge(a, o)),
-        Part::Mean => fold_sorted(grid, buckets, emit, |a, o| Part::Mean.merge(a, o)),
-        Part::Min => fold_sorted(grid, buckets, emit, |a, o| Part::Min.merge(a, o)),
-        Part::Max => fold_sorted(grid, buckets, emit, |a, o| Part::Max.merge(a, o)),
-    }
-}
-
-#[inline(always)]
-fn fold_sorted(
-    grid: &Grid,
-    buckets: &[(i64, Slim)],
-    emit: &mut impl FnMut(usize, Slim),
-    merge: impl Fn(&mut Slim, Slim),
-) {
-    let mut cursor = Cursor::default();
-    let mut cur: Option<(usize, Slim)> = None;
-    for &(ts, slim) in buckets {
-        let Some(i) = cursor.bucket_of(grid, ts) else {
-            continue;
-        };
-        match &mut cur {
-            Some((j, a)) if *j == i => merge(a, slim),
-            _ => {
-                if let Some((j, a)) = cur.replace((i, slim)) {
-                    emit(j, a);
-                }
-            }
-        }
-    }
-    if let Some((j, a)) = cur {
-        emit(j, a);
-    }
-}
-
 /// [`evaluate`] for a field that reads a [`Part`] of each aggregate, from
 /// buckets reduced to that part: the same numbers, bit for bit, without
 /// whole aggregates.
@@ -376,16 +297,17 @@ pub struct PartsEvaluation {
     field: Field,
     part: Part,
     grid: Grid,
-    /// Counters: merged across series. Gauges: the series at hand's, when
-    /// its buckets are not sorted by time.
+    /// Counters: merged across series. Gauges: scratch for a series whose
+    /// buckets are not sorted by time.
     merged: Vec<Option<Slim>>,
     /// Gauges: each series' field, combined with `across`.
-    acc: Option<AcrossAcc>,
+    acc: Option<(AcrossSeries, SeriesValues)>,
 }
 
 impl PartsEvaluation {
     pub fn new(kind: Kind, field: Field, part: Part, across: Across, grid: Grid) -> Self {
-        let acc = (kind == Kind::Gauge).then(|| AcrossAcc::new(across, grid.n));
+        let acc = (kind == Kind::Gauge)
+            .then(|| (AcrossSeries::new(across, grid.n), SeriesValues::default()));
         PartsEvaluation {
             field,
             part,
@@ -398,20 +320,11 @@ impl PartsEvaluation {
     /// Adds one series' buckets.
     pub fn add(&mut self, s: &[(i64, Slim)]) {
         let (field, part, grid) = (self.field, self.part, &self.grid);
-        let Some(acc) = &mut self.acc else {
-            merge_parts_into_grid(grid, part, s, &mut self.merged);
-            return;
-        };
-        if s.windows(2).all(|w| w[0].0 <= w[1].0) {
-            let mut emit = |i, slim| acc.add(i, part.value(field, slim, grid.step));
-            fold_sorted_parts(grid, part, s, &mut emit);
-            return;
-        }
-        self.merged.iter_mut().for_each(|a| *a = None);
-        merge_parts_into_grid(grid, part, s, &mut self.merged);
-        for (i, slim) in self.merged.iter().enumerate() {
-            if let Some(s) = slim {
-                acc.add(i, part.value(field, *s, grid.step));
+        match &mut self.acc {
+            None => merge_parts_into_grid(grid, part, s, &mut self.merged),
+            Some((acc, values)) => {
+                values.fill(grid, part, field, s, &mut self.merged);
+                acc.add_values(values);
             }
         }
     }
@@ -419,7 +332,7 @@ impl PartsEvaluation {
     pub fn finish(self) -> Vec<Option<f64>> {
         let (field, part, step) = (self.field, self.part, self.grid.step);
         match self.acc {
-            Some(acc) => acc.finish(),
+            Some((acc, _)) => acc.finish(),
             None => self
                 .merged
                 .iter()

@@ -1,0 +1,332 @@
+//! Gauge values in their dense form: one series' field value per grid
+//! bucket, and the values of many series combined per bucket with
+//! `across`. A wide gauge query reads each series to its values where it
+//! reads the series (on the store's threads) and hands over 8 bytes a
+//! bucket, and the combining is a plain loop over arrays.
+
+use super::{merge_parts_into_grid, Across, Cursor, Grid};
+use crate::field::Field;
+use crate::part::{Part, Slim};
+
+/// One series' field value per bucket of a grid; a bucket without data
+/// has none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeriesValues {
+    values: Vec<f64>,
+    /// Bit `i % 64` of word `i / 64` is set when bucket `i` has a value.
+    present: Vec<u64>,
+}
+
+impl SeriesValues {
+    /// The values of `field` over one series' buckets of `part`, in any
+    /// order: each grid bucket's parts merged in the order given, then
+    /// the field read, as [`super::evaluate_parts`] reads a series.
+    pub fn of_parts(grid: &Grid, part: Part, field: Field, buckets: &[(i64, Slim)]) -> Self {
+        let mut values = SeriesValues::default();
+        values.fill(grid, part, field, buckets, &mut Vec::new());
+        values
+    }
+
+    /// [`SeriesValues::of_parts`] into this one's buffers; `scratch` is a
+    /// grid of parts for buckets that come out of order.
+    pub fn fill(
+        &mut self,
+        grid: &Grid,
+        part: Part,
+        field: Field,
+        buckets: &[(i64, Slim)],
+        scratch: &mut Vec<Option<Slim>>,
+    ) {
+        // Sorted (as stores give them): a grid bucket's parts are
+        // neighbours, folded in one pass without a grid of parts.
+        if buckets.windows(2).all(|w| w[0].0 <= w[1].0) {
+            let mut fold = ValuesFold::new(self, grid, part, field);
+            buckets.iter().for_each(|&(ts, slim)| fold.push(ts, slim));
+            fold.finish();
+            return;
+        }
+        self.reset(grid.n);
+        scratch.clear();
+        scratch.resize(grid.n, None);
+        merge_parts_into_grid(grid, part, buckets, scratch);
+        for (i, slim) in scratch.iter().enumerate() {
+            if let Some(s) = slim {
+                self.set(i, part.value(field, *s, grid.step));
+            }
+        }
+    }
+
+    /// `n` buckets, none with a value.
+    pub fn reset(&mut self, n: usize) {
+        self.values.clear();
+        self.values.resize(n, 0.0);
+        self.present.clear();
+        self.present.resize(n.div_ceil(64), 0);
+    }
+
+    /// Gives bucket `i` the value `v`.
+    #[inline(always)]
+    pub fn set(&mut self, i: usize, v: f64) {
+        self.values[i] = v;
+        self.present[i / 64] |= 1 << (i % 64);
+    }
+
+    /// Gives buckets `first, first + 1, ...` the values `vs`, leaving out
+    /// those outside the grid (`first` may be negative).
+    pub fn set_run(&mut self, first: i64, vs: &[f64]) {
+        let n = self.values.len() as i64;
+        let lo = first.clamp(0, n);
+        let hi = first.saturating_add(vs.len() as i64).clamp(lo, n);
+        if hi == lo {
+            return;
+        }
+        let skip = (lo - first) as usize;
+        let (lo, hi) = (lo as usize, hi as usize);
+        self.values[lo..hi].copy_from_slice(&vs[skip..skip + (hi - lo)]);
+        for i in lo..hi {
+            self.present[i / 64] |= 1 << (i % 64);
+        }
+    }
+
+    /// Number of grid buckets.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The value of bucket `i`, if it has one.
+    pub fn get(&self, i: usize) -> Option<f64> {
+        let word = *self.present.get(i / 64)?;
+        (word & (1 << (i % 64)) != 0).then(|| self.values[i])
+    }
+}
+
+/// [`SeriesValues::of_parts`] of a series' buckets handed over one at a
+/// time, as a store decodes them, without collecting them first. The
+/// buckets must come sorted by time; [`ValuesFold::finish`] says whether
+/// they did (if not, the values are wrong: read them with
+/// [`SeriesValues::fill`]).
+pub struct ValuesFold<'a> {
+    out: &'a mut SeriesValues,
+    grid: Grid,
+    part: Part,
+    field: Field,
+    cursor: Cursor,
+    /// The grid bucket being folded and its parts merged so far.
+    cur: Option<(usize, Slim)>,
+    last_ts: i64,
+    sorted: bool,
+}
+
+impl<'a> ValuesFold<'a> {
+    pub fn new(out: &'a mut SeriesValues, grid: &Grid, part: Part, field: Field) -> Self {
+        out.reset(grid.n);
+        ValuesFold {
+            out,
+            grid: *grid,
+            part,
+            field,
+            cursor: Cursor::default(),
+            cur: None,
+            last_ts: i64::MIN,
+            sorted: true,
+        }
+    }
+
+    /// The next bucket: its start and its part.
+    #[inline]
+    pub fn push(&mut self, ts: i64, slim: Slim) {
+        self.sorted &= ts >= self.last_ts;
+        self.last_ts = ts;
+        let Some(i) = self.cursor.bucket_of(&self.grid, ts) else {
+            return;
+        };
+        match &mut self.cur {
+            Some((j, a)) if *j == i => self.part.merge(a, slim),
+            _ => {
+                if let Some((j, a)) = self.cur.replace((i, slim)) {
+                    self.out
+                        .set(j, self.part.value(self.field, a, self.grid.step));
+                }
+            }
+        }
+    }
+
+    /// Writes the last grid bucket; `false` if the buckets came out of
+    /// order.
+    pub fn finish(self) -> bool {
+        if let Some((j, a)) = self.cur {
+            self.out
+                .set(j, self.part.value(self.field, a, self.grid.step));
+        }
+        self.sorted
+    }
+}
+
+/// Gauge values of several series combined per bucket with `across`, a
+/// series at a time in the order they are added.
+#[derive(Debug, Clone)]
+pub struct AcrossSeries {
+    across: Across,
+    /// The combined value per bucket. Sums start at -0.0, the identity of
+    /// float addition (`-0.0 + v` is `v` to the bit, `0.0 + -0.0` is not),
+    /// so a bucket's first value needs no branch.
+    combined: Vec<f64>,
+    /// Series with a value per bucket.
+    counts: Vec<u32>,
+}
+
+impl AcrossSeries {
+    pub fn new(across: Across, n: usize) -> Self {
+        let start = match across {
+            Across::Sum | Across::Mean => -0.0,
+            Across::Min | Across::Max => 0.0,
+        };
+        AcrossSeries {
+            across,
+            combined: vec![start; n],
+            counts: vec![0; n],
+        }
+    }
+
+    /// Adds one series' value of bucket `i`.
+    #[inline]
+    pub fn add(&mut self, i: usize, v: f64) {
+        let (c, n) = (&mut self.combined[i], &mut self.counts[i]);
+        *c = match self.across {
+            Across::Sum | Across::Mean => *c + v,
+            _ if *n == 0 => v,
+            Across::Min => c.min(v),
+            Across::Max => c.max(v),
+        };
+        *n += 1;
+    }
+
+    /// Adds one series' values (a grid of the same length).
+    pub fn add_values(&mut self, s: &SeriesValues) {
+        debug_assert_eq!(s.len(), self.combined.len(), "values of another grid");
+        let words = s.present.iter().enumerate();
+        if !matches!(self.across, Across::Sum | Across::Mean) {
+            for (w, &word) in words {
+                for_each_bit(word, |b| self.add(w * 64 + b, s.values[w * 64 + b]));
+            }
+            return;
+        }
+        for (w, &word) in words {
+            let lo = w * 64;
+            let hi = (lo + 64).min(s.values.len());
+            if word == u64::MAX && hi - lo == 64 {
+                // A full run of buckets, the common case: a loop the
+                // compiler vectorises.
+                let sums = self.combined[lo..hi].iter_mut().zip(&s.values[lo..hi]);
+                sums.for_each(|(c, v)| *c += v);
+                self.counts[lo..hi].iter_mut().for_each(|n| *n += 1);
+            } else {
+                for_each_bit(word, |b| {
+                    self.combined[lo + b] += s.values[lo + b];
+                    self.counts[lo + b] += 1;
+                });
+            }
+        }
+    }
+
+    /// The combined value per bucket; `None` where no series had one.
+    pub fn finish(self) -> Vec<Option<f64>> {
+        let mean = self.across == Across::Mean;
+        self.combined
+            .into_iter()
+            .zip(self.counts)
+            .map(|(v, n)| match n {
+                0 => None,
+                n if mean => Some(v / f64::from(n)),
+                _ => Some(v),
+            })
+            .collect()
+    }
+}
+
+/// Calls `f` with the index of each set bit of `word`, lowest first.
+#[inline]
+fn for_each_bit(mut word: u64, mut f: impl FnMut(usize)) {
+    while word != 0 {
+        f(word.trailing_zeros() as usize);
+        word &= word - 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_keep_negative_zero_and_the_first_value_bits() {
+        let grid = Grid::new(0, 180, 60);
+        let one = SeriesValues::of_parts(
+            &grid,
+            Part::Min,
+            Field::Min,
+            &[(0, Slim { v: -0.0, w: 0 }), (120, Slim { v: 0.1, w: 0 })],
+        );
+        assert_eq!(one.get(0).map(f64::to_bits), Some((-0.0f64).to_bits()));
+        assert_eq!(one.get(1), None);
+        let mut sum = AcrossSeries::new(Across::Sum, grid.n);
+        sum.add_values(&one);
+        let got = sum.finish();
+        assert_eq!(got[0].map(f64::to_bits), Some((-0.0f64).to_bits()));
+        assert_eq!(got[1], None);
+        assert_eq!(got[2], Some(0.1));
+    }
+
+    #[test]
+    fn runs_are_clipped_to_the_grid() {
+        let vs: Vec<f64> = (0..10).map(f64::from).collect();
+        for first in [-12i64, -3, 0, 2, 5, 9] {
+            let mut run = SeriesValues::default();
+            run.reset(7);
+            run.set_run(first, &vs);
+            let mut one = SeriesValues::default();
+            one.reset(7);
+            for (k, v) in vs.iter().enumerate() {
+                if let Ok(i @ 0..7) = usize::try_from(first + k as i64) {
+                    one.set(i, *v);
+                }
+            }
+            assert_eq!(run, one, "run from {first}");
+        }
+    }
+
+    #[test]
+    fn full_and_partial_words_count_each_series() {
+        // 130 buckets: two full words and two buckets of a third.
+        let grid = Grid::new(0, 130 * 60, 60);
+        let all: Vec<(i64, Slim)> = (0..130)
+            .map(|i| (i * 60, Slim { v: i as f64, w: 1 }))
+            .collect();
+        let odd: Vec<(i64, Slim)> = all.iter().copied().filter(|(t, _)| t % 120 != 0).collect();
+        let (a, b) = (
+            SeriesValues::of_parts(&grid, Part::Mean, Field::Mean, &all),
+            SeriesValues::of_parts(&grid, Part::Mean, Field::Mean, &odd),
+        );
+        for across in [Across::Sum, Across::Mean, Across::Min, Across::Max] {
+            let mut dense = AcrossSeries::new(across, grid.n);
+            let mut one_by_one = AcrossSeries::new(across, grid.n);
+            for s in [&a, &b] {
+                dense.add_values(s);
+                (0..grid.n).for_each(|i| s.get(i).into_iter().for_each(|v| one_by_one.add(i, v)));
+            }
+            let got = dense.finish();
+            assert_eq!(got, one_by_one.finish());
+            let want = |i: usize| match (across, i % 2) {
+                (Across::Sum, 1) => 2.0 * i as f64,
+                _ => i as f64,
+            };
+            assert!(
+                (0..130).all(|i| got[i] == Some(want(i))),
+                "{across:?}: {got:?}"
+            );
+        }
+    }
+}

@@ -7,7 +7,9 @@ use crate::{blocking, Shared};
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use minutely_core::query::{auto_step, evaluate, Across, Evaluation, Grid, PartsEvaluation};
+use minutely_core::query::{
+    auto_step, evaluate, Across, AcrossSeries, Evaluation, Grid, PartsEvaluation,
+};
 use minutely_core::tags::TagFilter;
 use minutely_core::time::floor_to;
 use minutely_core::timeparse::parse_time;
@@ -327,6 +329,25 @@ pub fn run(
                 (tags, values)
             })
             .collect(),
+        (None, Some(part)) if kind == Kind::Gauge => {
+            // Each series comes as its values per grid bucket, folded by
+            // the store's reading threads; here they are only added up.
+            // A chunk of series at a time, so memory stays bounded.
+            let mut groups: BTreeMap<Tags, AcrossSeries> = BTreeMap::new();
+            for (infos, ids) in series.chunks(READ_CHUNK).zip(ids.chunks(READ_CHUNK)) {
+                let data = store.read_values(ids, res, &p.grid, to, part, field)?;
+                for (s, values) in infos.iter().zip(&data) {
+                    evaluation(&mut groups, s, &p.group_by, || {
+                        AcrossSeries::new(p.across, p.grid.n)
+                    })
+                    .add_values(values);
+                }
+            }
+            groups
+                .into_iter()
+                .map(|(tags, e)| (tags, e.finish()))
+                .collect()
+        }
         (None, Some(part)) => {
             // A chunk of series at a time: a thousand series' buckets at
             // once outgrow the processor's caches, and walking them twice

@@ -1,7 +1,8 @@
 //! The storage trait and the types that cross it.
 
 use minutely_core::fold::DistRows;
-use minutely_core::{Agg, Kind, Part, Point, Slim, Tags};
+use minutely_core::query::{Grid, SeriesValues};
+use minutely_core::{Agg, Field, Kind, Part, Point, Slim, Tags};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -353,6 +354,28 @@ pub trait Store: Send + Sync + 'static {
                     .filter_map(|(ts, agg)| part.of(agg).map(|s| (*ts, s)))
                     .collect()
             })
+            .collect())
+    }
+
+    /// Each series' value of a gauge `field` per bucket of `grid`, from
+    /// its buckets of `res` starting in `[grid.from, to)` reduced to
+    /// `part` ([`SeriesValues::of_parts`]): what a gauge query combines
+    /// across series. The default reads parts and folds them here; a
+    /// store can fold where it reads, and hand over 8 bytes a bucket.
+    #[allow(clippy::too_many_arguments)]
+    fn read_values(
+        &self,
+        series: &[SeriesId],
+        res: Resolution,
+        grid: &Grid,
+        to: i64,
+        part: Part,
+        field: Field,
+    ) -> Result<Vec<SeriesValues>, StoreError> {
+        Ok(self
+            .read_part(series, res, grid.from, to, part)?
+            .iter()
+            .map(|buckets| SeriesValues::of_parts(grid, part, field, buckets))
             .collect())
     }
 

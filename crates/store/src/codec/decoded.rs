@@ -93,6 +93,15 @@ impl DecodedPart {
         slots + self.v.len() * 8 + w
     }
 
+    /// The first slot and every slot's `v`, when the slots are a run
+    /// without gaps (a day of minutes is): the values as stored, to copy.
+    pub fn as_run(&self) -> Option<(u16, &[f64])> {
+        match self.slots {
+            Slots::Run(first) => Some((first, &self.v)),
+            Slots::List(_) => None,
+        }
+    }
+
     /// Hands each slot's part to `out` in slot order.
     #[inline]
     pub fn for_each(&self, out: &mut impl FnMut(u16, Slim)) {
@@ -176,6 +185,13 @@ mod tests {
             let w: Vec<i64> = want.iter().map(|r| r.2).collect();
             let d = DecodedPart::new(&slots, v, &w);
             prop_assert_eq!(back(&d), want.clone());
+            if let Some((first, vs)) = d.as_run() {
+                let run: Vec<(u16, u64)> = vs.iter().enumerate().map(|(i, v)| (first.wrapping_add(i as u16), v.to_bits())).collect();
+                let all: Vec<(u16, u64)> = want.iter().map(|r| (r.0, r.1)).collect();
+                prop_assert_eq!(run, all);
+            } else {
+                prop_assert!(gaps && rows.iter().any(|r| r.0 > 0));
+            }
             // Within a range of slots: at least those in it, in order.
             let (lo, hi) = (usize::from(first) + 3, usize::from(first) + 20);
             let mut within = Vec::new();

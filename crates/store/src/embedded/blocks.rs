@@ -13,8 +13,8 @@ pub use cache::{
 
 use super::tables::engine;
 use crate::codec::{
-    decode_block, decode_block_keeping, decode_payload, encode_block, CodecError, DistSlot,
-    PartReader,
+    decode_block, decode_block_keeping, decode_payload, encode_block, CodecError, DecodedPart,
+    DistSlot, PartReader,
 };
 use crate::{Resolution, SeriesId, StoreError};
 use minutely_core::fold::DistRows;
@@ -193,13 +193,37 @@ pub fn read_range_part(
     reader: &mut PartReader,
 ) -> Result<Vec<(i64, Slim)>, StoreError> {
     let mut out = Vec::with_capacity(buckets_in(res, from, to));
+    let window = (res, from, to);
+    for_each_part(
+        table,
+        db_path,
+        sid,
+        window,
+        part,
+        reader,
+        &mut |ts, slim| out.push((ts, slim)),
+    )?;
+    Ok(out)
+}
+
+/// [`read_range_part`], handing each bucket to `out` (in time order)
+/// rather than collecting them.
+pub fn for_each_part(
+    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
+    db_path: &Path,
+    sid: SeriesId,
+    (res, from, to): (Resolution, i64, i64),
+    part: Part,
+    reader: &mut PartReader,
+    out: &mut impl FnMut(i64, Slim),
+) -> Result<(), StoreError> {
     for_each_block(table, sid, (res, from, to), |key, bytes| {
         let start = slot_start(res, key.2, 0);
         let secs = res.secs();
         let mut push = |slot, slim| {
             let ts = start + i64::from(slot) * secs;
             if ts >= from && ts < to {
-                out.push((ts, slim));
+                out(ts, slim);
             }
         };
         let Some(cache) = cache::global() else {
@@ -207,27 +231,67 @@ pub fn read_range_part(
                 .decode(bytes, part, &mut push)
                 .map_err(|e| damaged(db_path, key, e));
         };
-        let decoded = match cache.get_part(key, bytes, part) {
-            Some(d) => d,
-            None => {
-                let d = match cache.get(key, bytes) {
-                    Some((kind, payload)) => reader.decoded_payload(kind, &payload, part),
-                    None => reader.decoded(bytes, part),
-                }
-                .map_err(|e| damaged(db_path, key, e))?;
-                let d = Arc::new(d);
-                cache.insert_part(key, bytes, part, d.clone());
-                d
-            }
-        };
+        let decoded = cached_part(cache, db_path, key, bytes, part, reader)?;
         // Only the slots that can fall in range (a query's day cuts two
         // blocks); `push` checks each still.
         let lo = ((from - start).div_euclid(secs)).clamp(0, 1 << 16) as usize;
         let hi = ((to - start).div_euclid(secs) + 1).clamp(0, 1 << 16) as usize;
         decoded.for_each_within(lo, hi, &mut push);
         Ok(())
-    })?;
-    Ok(out)
+    })
+}
+
+/// The decoded `part` of each block of `sid` at `res` that holds a bucket
+/// starting in `[from, to)`, in block order, with the start of the
+/// block's first slot (its slots may fall outside the range).
+pub fn for_each_decoded(
+    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
+    db_path: &Path,
+    sid: SeriesId,
+    (res, from, to): (Resolution, i64, i64),
+    part: Part,
+    reader: &mut PartReader,
+    out: &mut impl FnMut(i64, &DecodedPart),
+) -> Result<(), StoreError> {
+    for_each_block(table, sid, (res, from, to), |key, bytes| {
+        let start = slot_start(res, key.2, 0);
+        match cache::global() {
+            Some(cache) => out(
+                start,
+                &*cached_part(cache, db_path, key, bytes, part, reader)?,
+            ),
+            None => out(
+                start,
+                &reader
+                    .decoded(bytes, part)
+                    .map_err(|e| damaged(db_path, key, e))?,
+            ),
+        }
+        Ok(())
+    })
+}
+
+/// A block's decoded `part` from the cache, or decoded (from the cached
+/// payload if there is one) and cached.
+fn cached_part(
+    cache: &cache::PayloadCache,
+    db_path: &Path,
+    key: (u64, u8, u32),
+    bytes: &[u8],
+    part: Part,
+    reader: &mut PartReader,
+) -> Result<Arc<DecodedPart>, StoreError> {
+    if let Some(d) = cache.get_part(key, bytes, part) {
+        return Ok(d);
+    }
+    let d = match cache.get(key, bytes) {
+        Some((kind, payload)) => reader.decoded_payload(kind, &payload, part),
+        None => reader.decoded(bytes, part),
+    }
+    .map_err(|e| damaged(db_path, key, e))?;
+    let d = Arc::new(d);
+    cache.insert_part(key, bytes, part, d.clone());
+    Ok(d)
 }
 
 /// [`read_range`] of a series' distribution buckets, as rows: no

@@ -83,8 +83,17 @@ impl SeriesValues {
         let skip = (lo - first) as usize;
         let (lo, hi) = (lo as usize, hi as usize);
         self.values[lo..hi].copy_from_slice(&vs[skip..skip + (hi - lo)]);
-        for i in lo..hi {
-            self.present[i / 64] |= 1 << (i % 64);
+        // The bits of lo..hi, a word at a time.
+        let mut i = lo;
+        while i < hi {
+            let (bit, len) = (i % 64, (64 - i % 64).min(hi - i));
+            let mask = if len == 64 {
+                u64::MAX
+            } else {
+                ((1 << len) - 1) << bit
+            };
+            self.present[i / 64] |= mask;
+            i += len;
         }
     }
 
@@ -282,15 +291,28 @@ mod tests {
 
     #[test]
     fn runs_are_clipped_to_the_grid() {
-        let vs: Vec<f64> = (0..10).map(f64::from).collect();
-        for first in [-12i64, -3, 0, 2, 5, 9] {
+        let vs: Vec<f64> = (0..150).map(f64::from).collect();
+        for (first, len, n) in [
+            (-12i64, 10, 7),
+            (-3, 10, 7),
+            (0, 10, 7),
+            (2, 10, 7),
+            (5, 10, 7),
+            (9, 10, 7),
+            (0, 150, 140),
+            (-70, 150, 140),
+            (63, 2, 130),
+            (1, 64, 130),
+            (64, 64, 130),
+        ] {
+            let vs = &vs[..len];
             let mut run = SeriesValues::default();
-            run.reset(7);
-            run.set_run(first, &vs);
+            run.reset(n);
+            run.set_run(first, vs);
             let mut one = SeriesValues::default();
-            one.reset(7);
+            one.reset(n);
             for (k, v) in vs.iter().enumerate() {
-                if let Ok(i @ 0..7) = usize::try_from(first + k as i64) {
+                if let Some(i) = usize::try_from(first + k as i64).ok().filter(|&i| i < n) {
                     one.set(i, *v);
                 }
             }

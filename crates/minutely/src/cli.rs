@@ -103,7 +103,8 @@ pub struct ServeArgs {
     pub page_cache_mb: Option<usize>,
     /// MiB of recently read data blocks (inflated or decoded) kept in memory
     /// for queries that ask again for the same days; 0 turns the cache off
-    /// [default: 64].
+    /// [default: an eighth of the memory (the cgroup's limit if lower),
+    /// 64 to 2048].
     #[arg(long, env = "MINUTELY_BLOCK_CACHE_MB")]
     pub block_cache_mb: Option<usize>,
     /// Evaluate alerts on this server: on or off (with several servers over

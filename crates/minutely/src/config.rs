@@ -2,6 +2,7 @@
 //! validated config with every default filled in and contradictions refused.
 
 use crate::cli::ServeArgs;
+use crate::memory;
 use anyhow::{bail, Context, Result};
 use minutely_server::alerts::{AlertsClock, AlertsConfig, SmtpConfig, SmtpTls};
 use minutely_server::ingest::statsd::aggregate::Routing;
@@ -157,7 +158,7 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
         store.page_cache_bytes = mb << 20;
     }
     let block_cache_bytes = match args.block_cache_mb.or(file.block_cache_mb) {
-        None => minutely_store::embedded::DEFAULT_BLOCK_CACHE_BYTES,
+        None => memory::default_block_cache_bytes(memory::available()),
         Some(mb) if mb <= 65_536 => mb << 20,
         Some(_) => bail!("block_cache_mb must be at most 65536 (64 GiB)"),
     };
@@ -388,7 +389,7 @@ mod tests {
         std::fs::write(&cfg_path, "").unwrap();
         assert_eq!(
             with(None).unwrap().block_cache_bytes,
-            minutely_store::embedded::DEFAULT_BLOCK_CACHE_BYTES
+            memory::default_block_cache_bytes(memory::available())
         );
     }
 

@@ -6,6 +6,7 @@ mod client;
 mod config;
 mod dashboards;
 mod keys;
+mod memory;
 mod serve;
 
 use clap::Parser;

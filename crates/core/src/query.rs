@@ -59,6 +59,13 @@ impl Grid {
         }
     }
 
+    /// Whether buckets of `secs` seconds (aligned to multiples of it, as
+    /// stored buckets are) are this grid's own: each falls in a grid
+    /// bucket of its own, so nothing of one series merges.
+    pub fn is_one_to_one(&self, secs: i64) -> bool {
+        self.step == secs && self.from.rem_euclid(secs) == 0
+    }
+
     pub fn bucket_of(&self, ts: i64) -> Option<usize> {
         if ts < self.from {
             return None;

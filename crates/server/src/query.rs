@@ -13,7 +13,7 @@ use minutely_core::query::{
 use minutely_core::tags::TagFilter;
 use minutely_core::time::floor_to;
 use minutely_core::timeparse::parse_time;
-use minutely_core::{Field, Kind, Part, Tags};
+use minutely_core::{Field, Kind, Part, Slim, Tags};
 use minutely_store::{Buckets, Resolution, Scope, SeriesId, SeriesInfo, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -329,23 +329,41 @@ pub fn run(
                 (tags, values)
             })
             .collect(),
-        (None, Some(part)) if kind == Kind::Gauge => {
+        // Gauges, and counters on the stored buckets' own grid (where a
+        // series has one bucket per output bucket, so adding series'
+        // values is adding their buckets, in the same order).
+        (None, Some(part)) if kind == Kind::Gauge || p.grid.is_one_to_one(res.secs()) => {
             // Each series comes as its values per grid bucket, folded by
             // the store's reading threads; here they are only added up.
             // A chunk of series at a time, so memory stays bounded.
+            // Counters are summed across series, then read (a rate divides
+            // the sum), as merging them does.
+            let (read_field, across) = match kind {
+                Kind::Counter => (Field::Sum, Across::Sum),
+                _ => (field, p.across),
+            };
             let mut groups: BTreeMap<Tags, AcrossSeries> = BTreeMap::new();
             for (infos, ids) in series.chunks(READ_CHUNK).zip(ids.chunks(READ_CHUNK)) {
-                let data = store.read_values(ids, res, &p.grid, to, part, field)?;
+                let data = store.read_values(ids, res, &p.grid, to, part, read_field)?;
                 for (s, values) in infos.iter().zip(&data) {
                     evaluation(&mut groups, s, &p.group_by, || {
-                        AcrossSeries::new(p.across, p.grid.n)
+                        AcrossSeries::new(across, p.grid.n)
                     })
                     .add_values(values);
                 }
             }
+            // A gauge's values are its field already.
+            let step = p.grid.step;
+            let read = |v: f64| match kind {
+                Kind::Counter => part.value(field, Slim { v, w: 0 }, step),
+                _ => v,
+            };
             groups
                 .into_iter()
-                .map(|(tags, e)| (tags, e.finish()))
+                .map(|(tags, e)| {
+                    let values = e.finish().into_iter().map(|v| v.map(read)).collect();
+                    (tags, values)
+                })
                 .collect()
         }
         (None, Some(part)) => {
@@ -582,3 +600,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod wide_tests;

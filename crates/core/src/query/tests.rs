@@ -11,6 +11,9 @@ fn grid_buckets() {
     assert_eq!(g.bucket_of(899), Some(2));
     assert_eq!(g.bucket_of(960), None);
     assert_eq!(Grid::new(0, 60, 60).n, 1);
+    assert!(Grid::new(-120, 600, 60).is_one_to_one(60));
+    assert!(!Grid::new(30, 600, 60).is_one_to_one(60));
+    assert!(!Grid::new(0, 600, 120).is_one_to_one(60));
 }
 
 #[test]

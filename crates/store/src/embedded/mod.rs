@@ -297,9 +297,8 @@ impl Store for EmbeddedStore {
         // stored bucket falls in a grid bucket alone (blocks hold each slot
         // once), so nothing merges and a bucket's value is its part's.
         // (And every grid bucket starts before `to`, as a grid up to `to` does.)
-        let one_bucket_a_cell = grid.step == res.secs()
-            && grid.from.rem_euclid(res.secs()) == 0
-            && grid.start(grid.n.saturating_sub(1)) < to;
+        let one_bucket_a_cell =
+            grid.is_one_to_one(res.secs()) && grid.start(grid.n.saturating_sub(1)) < to;
         let copy = part.value_is_v(field);
         // Folded to values on the reading threads: the request's thread
         // only adds arrays, and a third as many bytes cross between cores.

@@ -53,7 +53,7 @@ fn round_trip(kind: Kind, slots: &[(u16, Agg)]) -> Vec<u8> {
 /// payload parser with arbitrary content.
 pub(super) fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = vec![VERSION, kind];
-    out.extend_from_slice(&deflate(payload));
+    out.extend_from_slice(&deflate(Kind::Gauge, payload));
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
@@ -261,7 +261,9 @@ fn reused_compressor_gives_independent_streams() {
     ];
     for _ in 0..2 {
         for p in &payloads {
-            assert_eq!(&inflate(&deflate(p)).unwrap(), p);
+            for kind in [Kind::Gauge, Kind::Counter, Kind::Distribution] {
+                assert_eq!(&inflate(&deflate(kind, p)).unwrap(), p);
+            }
         }
     }
 }
@@ -326,12 +328,16 @@ fn frame_and_payload_errors_say_what_is_wrong() {
     };
     type Case = (&'static str, Vec<u8>, fn(&CodecError) -> bool);
     let cases: Vec<Case> = vec![
-        ("newer version", reframe(2, 2, deflate(&payload)), |e| {
-            matches!(e, CodecError::Version(2))
-        }),
-        ("unknown kind", reframe(1, 9, deflate(&payload)), |e| {
-            matches!(e, CodecError::Kind(9))
-        }),
+        (
+            "newer version",
+            reframe(2, 2, deflate(Kind::Counter, &payload)),
+            |e| matches!(e, CodecError::Version(2)),
+        ),
+        (
+            "unknown kind",
+            reframe(1, 9, deflate(Kind::Counter, &payload)),
+            |e| matches!(e, CodecError::Kind(9)),
+        ),
         ("not deflate", reframe(1, 2, vec![0xFF; 8]), |e| {
             matches!(e, CodecError::Deflate(_))
         }),
@@ -576,7 +582,7 @@ fn part_reader_reports_damage_and_the_bound() {
     }
     // A cut deflate stream behind a valid checksum.
     let payload = layout::encode(Kind::Counter, &[(3, Agg::Counter(1.0))]);
-    let stream = deflate(&payload);
+    let stream = deflate(Kind::Counter, &payload);
     let mut cut = vec![VERSION, Kind::Counter.code()];
     cut.extend_from_slice(&stream[..stream.len() - 2]);
     let crc = crc32fast::hash(&cut);

@@ -357,11 +357,12 @@ pub trait Store: Send + Sync + 'static {
             .collect())
     }
 
-    /// Each series' value of a gauge `field` per bucket of `grid`, from
-    /// its buckets of `res` starting in `[grid.from, to)` reduced to
-    /// `part` ([`SeriesValues::of_parts`]): what a gauge query combines
-    /// across series. The default reads parts and folds them here; a
-    /// store can fold where it reads, and hand over 8 bytes a bucket.
+    /// Each series' value of `field` per bucket of `grid`, from its
+    /// buckets of `res` starting in `[grid.from, to)` reduced to `part`
+    /// ([`SeriesValues::of_parts`]): what a query combines across series
+    /// (a gauge's field; a counter's sum where `grid` is the buckets' own).
+    /// The default reads parts and folds them here; a store can fold
+    /// where it reads, and hand over 8 bytes a bucket.
     #[allow(clippy::too_many_arguments)]
     fn read_values(
         &self,

@@ -43,7 +43,7 @@ use crate::{
 use head::{Generation, Head};
 use index::{SeriesIndex, SeriesRef};
 use minutely_core::fold::DistRows;
-use minutely_core::query::{Grid, SeriesValues, ValuesFold};
+use minutely_core::query::{Grid, SeriesValues};
 use minutely_core::{Agg, Field, Kind, Part, Slim};
 use record::{BatchEntry, Record, SeriesDef};
 use redb::Database;
@@ -291,77 +291,7 @@ impl Store for EmbeddedStore {
         part: Part,
         field: Field,
     ) -> Result<Vec<SeriesValues>, StoreError> {
-        let inner = &self.inner;
-        let merge = |a: &mut Slim, o: &Slim| part.merge(a, *o);
-        // A grid of the stored buckets' own step and alignment: every
-        // stored bucket falls in a grid bucket alone (blocks hold each slot
-        // once), so nothing merges and a bucket's value is its part's.
-        // (And every grid bucket starts before `to`, as a grid up to `to` does.)
-        let one_bucket_a_cell =
-            grid.is_one_to_one(res.secs()) && grid.start(grid.n.saturating_sub(1)) < to;
-        let copy = part.value_is_v(field);
-        // Folded to values on the reading threads: the request's thread
-        // only adds arrays, and a third as many bytes cross between cores.
-        let per_series = |table: &BlocksTable,
-                          (reader, scratch): &mut (PartReader, Vec<Option<Slim>>),
-                          sid,
-                          minutes: &[(i64, Slim)]| {
-            let mut values = SeriesValues::default();
-            let window = (res, grid.from, to);
-            let db = &inner.db_path;
-            if minutes.is_empty() && one_bucket_a_cell {
-                // Each stored bucket is a grid bucket of its own: the
-                // decoded values are the answer, copied a block at a time.
-                values.reset(grid.n);
-                blocks::for_each_decoded(table, db, sid, window, part, reader, &mut |start, d| {
-                    let first = (start - grid.from) / grid.step;
-                    match d.as_run() {
-                        Some((slot, vs)) if copy => values.set_run(first + i64::from(slot), vs),
-                        _ => d.for_each(&mut |slot, slim| {
-                            let i = first + i64::from(slot);
-                            if (0..grid.n as i64).contains(&i) {
-                                values.set(i as usize, part.value(field, slim, grid.step));
-                            }
-                        }),
-                    }
-                })?;
-                return Ok(values);
-            }
-            // Without head minutes, straight from the decoded blocks
-            // (which come in time order) to values.
-            if minutes.is_empty() {
-                let mut fold = ValuesFold::new(&mut values, grid, part, field);
-                blocks::for_each_part(table, db, sid, window, part, reader, &mut |ts, slim| {
-                    fold.push(ts, slim)
-                })?;
-                if fold.finish() {
-                    return Ok(values);
-                }
-            }
-            let stored = blocks::read_range_part(
-                table,
-                &inner.db_path,
-                sid,
-                res,
-                grid.from,
-                to,
-                part,
-                reader,
-            )?;
-            let buckets = overlay(stored, minutes, res, grid.from, &merge);
-            values.fill(grid, part, field, &buckets, scratch);
-            Ok(values)
-        };
-        inner.db.with(|db| {
-            inner.read_snapshot(
-                db,
-                series,
-                (res, grid.from, to),
-                |agg| part.of(agg),
-                Default::default,
-                per_series,
-            )
-        })
+        self.inner.read_values(series, (res, grid, to), part, field)
     }
 
     fn read_dists(

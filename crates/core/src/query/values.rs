@@ -214,19 +214,25 @@ impl AcrossSeries {
         *n += 1;
     }
 
-    /// Adds one series' values (a grid of the same length).
+    /// Adds one series' values (a grid of the same length; buckets past
+    /// this one's end are left out).
     pub fn add_values(&mut self, s: &SeriesValues) {
-        debug_assert_eq!(s.len(), self.combined.len(), "values of another grid");
-        let words = s.present.iter().enumerate();
+        let n = s.len().min(self.combined.len());
+        let words = s.present.iter().enumerate().take(n.div_ceil(64));
+        let within = |i: &usize| *i < n;
         if !matches!(self.across, Across::Sum | Across::Mean) {
             for (w, &word) in words {
-                for_each_bit(word, |b| self.add(w * 64 + b, s.values[w * 64 + b]));
+                for_each_bit(word, |b| {
+                    if within(&(w * 64 + b)) {
+                        self.add(w * 64 + b, s.values[w * 64 + b]);
+                    }
+                });
             }
             return;
         }
         for (w, &word) in words {
             let lo = w * 64;
-            let hi = (lo + 64).min(s.values.len());
+            let hi = (lo + 64).min(n);
             if word == u64::MAX && hi - lo == 64 {
                 // A full run of buckets, the common case: a loop the
                 // compiler vectorises.
@@ -235,8 +241,10 @@ impl AcrossSeries {
                 self.counts[lo..hi].iter_mut().for_each(|n| *n += 1);
             } else {
                 for_each_bit(word, |b| {
-                    self.combined[lo + b] += s.values[lo + b];
-                    self.counts[lo + b] += 1;
+                    if within(&(lo + b)) {
+                        self.combined[lo + b] += s.values[lo + b];
+                        self.counts[lo + b] += 1;
+                    }
                 });
             }
         }
@@ -287,6 +295,23 @@ mod tests {
         assert_eq!(got[0].map(f64::to_bits), Some((-0.0f64).to_bits()));
         assert_eq!(got[1], None);
         assert_eq!(got[2], Some(0.1));
+    }
+
+    #[test]
+    fn values_of_another_length_add_what_fits() {
+        let grid = Grid::new(0, 200 * 60, 60);
+        let long: Vec<(i64, Slim)> = (0..200).map(|i| (i * 60, Slim { v: 1.0, w: 0 })).collect();
+        let long = SeriesValues::of_parts(&grid, Part::Sum, Field::Sum, &long);
+        for across in [Across::Sum, Across::Max] {
+            let mut short = AcrossSeries::new(across, 70);
+            short.add_values(&long);
+            assert_eq!(short.finish(), vec![Some(1.0); 70]);
+            let mut wide = AcrossSeries::new(across, 300);
+            wide.add_values(&long);
+            let got = wide.finish();
+            assert!(got[..200].iter().all(|v| *v == Some(1.0)));
+            assert!(got[200..].iter().all(Option::is_none));
+        }
     }
 
     #[test]

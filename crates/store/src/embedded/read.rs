@@ -152,11 +152,14 @@ impl Inner {
                     part,
                     reader,
                     &mut |start, d| {
-                        let first = (start - grid.from) / grid.step;
+                        // Exact: `start` and `grid.from` are both on the step.
+                        let first = start.saturating_sub(grid.from) / grid.step;
                         match d.as_run() {
-                            Some((slot, vs)) if copy => values.set_run(first + i64::from(slot), vs),
+                            Some((slot, vs)) if copy => {
+                                values.set_run(first.saturating_add(i64::from(slot)), vs)
+                            }
                             _ => d.for_each(&mut |slot, slim| {
-                                let i = first + i64::from(slot);
+                                let i = first.saturating_add(i64::from(slot));
                                 if (0..grid.n as i64).contains(&i) {
                                     values.set(i as usize, part.value(field, slim, grid.step));
                                 }

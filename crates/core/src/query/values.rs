@@ -1,8 +1,9 @@
-//! Gauge values in their dense form: one series' field value per grid
-//! bucket, and the values of many series combined per bucket with
-//! `across`. A wide gauge query reads each series to its values where it
-//! reads the series (on the store's threads) and hands over 8 bytes a
-//! bucket, and the combining is a plain loop over arrays.
+//! Values in their dense form: one series' field value per grid bucket,
+//! and the values of many series combined per bucket with `across`. A
+//! wide gauge query (or a counter's sum on the stored buckets' own grid)
+//! folds each series to its values where it reads the series (on the
+//! store's threads) and hands over 8 bytes a bucket, and the combining is
+//! a plain loop over arrays.
 
 use super::{merge_parts_into_grid, Across, Cursor, Grid};
 use crate::field::Field;

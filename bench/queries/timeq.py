@@ -11,6 +11,7 @@ QUERIES = {
     "month": f"metric=bench_gauge_0&field=mean&tag=host:host-0000&tag=region:eu-west&from={end - 30 * 86400}&to={end}&step=3600",
     "grouped": f"metric=bench_gauge_1&field=last&group_by=region&from={start}&to={end}&step=60",
     "counter": f"metric=bench_counter_5&field=sum&group_by=region&from={start}&to={end}&step=60",
+    "counter5": f"metric=bench_counter_5&field=sum&group_by=region&from={start}&to={end}&step=300",
     "dmean": f"metric=bench_latency_ms&field=mean&from={start}&to={end}&step=3600",
     "p95": f"metric=bench_latency_ms&field=p95&from={start}&to={end}&step={end - start}",
 }

@@ -329,27 +329,32 @@ pub fn run(
                 (tags, values)
             })
             .collect(),
-        // Gauges, and counters on the stored buckets' own grid (where a
-        // series has one bucket per output bucket, so adding series'
-        // values is adding their buckets, in the same order).
-        (None, Some(part)) if kind == Kind::Gauge || p.grid.is_one_to_one(res.secs()) => {
+        // Gauges, and counters on a grid of whole stored buckets.
+        (None, Some(part)) if kind == Kind::Gauge || made_of_buckets(&p.grid, res) => {
             // Each series comes as its values per grid bucket, folded by
             // the store's reading threads; here they are only added up.
             // A chunk of series at a time, so memory stays bounded.
-            // Counters are summed across series, then read (a rate divides
-            // the sum), as merging them does.
-            let (read_field, across) = match kind {
-                Kind::Counter => (Field::Sum, Across::Sum),
-                _ => (field, p.across),
+            // Counters are read on the stored buckets' own grid (one value
+            // per bucket) and each value added into its output bucket,
+            // series after series and in time order: the very additions
+            // merging their parts makes. The field is read from the sum (a
+            // rate divides it), as from merged parts.
+            let (read_grid, k, read_field, across) = match kind {
+                Kind::Counter => {
+                    let secs = res.secs();
+                    let k = (p.grid.step / secs) as usize;
+                    (Grid::new(p.grid.from, to, secs), k, Field::Sum, Across::Sum)
+                }
+                _ => (p.grid, 1, field, p.across),
             };
             let mut groups: BTreeMap<Tags, AcrossSeries> = BTreeMap::new();
             for (infos, ids) in series.chunks(READ_CHUNK).zip(ids.chunks(READ_CHUNK)) {
-                let data = store.read_values(ids, res, &p.grid, to, part, read_field)?;
+                let data = store.read_values(ids, res, &read_grid, to, part, read_field)?;
                 for (s, values) in infos.iter().zip(&data) {
                     evaluation(&mut groups, s, &p.group_by, || {
                         AcrossSeries::new(across, p.grid.n)
                     })
-                    .add_values(values);
+                    .add_finer_values(values, k);
                 }
             }
             // A gauge's values are its field already.
@@ -434,6 +439,13 @@ pub fn run(
         step: p.grid.step,
         series: out,
     })
+}
+
+/// Whether each bucket of `grid` is whole buckets of `res`: its step a
+/// multiple of theirs and its start on one of theirs.
+fn made_of_buckets(grid: &Grid, res: Resolution) -> bool {
+    let secs = res.secs();
+    grid.step % secs == 0 && grid.from.rem_euclid(secs) == 0
 }
 
 /// The evaluation of the group a series belongs to, new if need be.

@@ -251,6 +251,25 @@ impl AcrossSeries {
         }
     }
 
+    /// Adds one series' values on a grid `k` times finer than this one
+    /// (same start): each value goes into bucket `i / k`, in order, as
+    /// merging the finer buckets into this grid adds them. With `k` of 1,
+    /// [`AcrossSeries::add_values`].
+    pub fn add_finer_values(&mut self, s: &SeriesValues, k: usize) {
+        if k <= 1 {
+            return self.add_values(s);
+        }
+        let n = self.combined.len();
+        for (w, &word) in s.present.iter().enumerate() {
+            for_each_bit(word, |b| {
+                let i = w * 64 + b;
+                if i / k < n {
+                    self.add(i / k, s.values[i]);
+                }
+            });
+        }
+    }
+
     /// The combined value per bucket; `None` where no series had one.
     pub fn finish(self) -> Vec<Option<f64>> {
         let mean = self.across == Across::Mean;
@@ -296,6 +315,46 @@ mod tests {
         assert_eq!(got[0].map(f64::to_bits), Some((-0.0f64).to_bits()));
         assert_eq!(got[1], None);
         assert_eq!(got[2], Some(0.1));
+    }
+
+    #[test]
+    fn finer_values_add_into_their_bucket_in_order() {
+        // Minutes 0..10 of two series into buckets of 3 minutes; the same
+        // additions, in the same order, as merging the minutes' parts.
+        let fine = Grid::new(0, 600, 60);
+        let coarse = Grid::new(0, 600, 180);
+        let a: Vec<(i64, Slim)> = (0..10)
+            .map(|m| {
+                (
+                    m * 60,
+                    Slim {
+                        v: 0.1 * m as f64,
+                        w: 0,
+                    },
+                )
+            })
+            .collect();
+        let b: Vec<(i64, Slim)> = (0..10)
+            .filter(|m| m % 2 == 0)
+            .map(|m| {
+                (
+                    m * 60,
+                    Slim {
+                        v: 1e16 + m as f64,
+                        w: 0,
+                    },
+                )
+            })
+            .collect();
+        let mut got = AcrossSeries::new(Across::Sum, coarse.n);
+        let mut merged = vec![None; coarse.n];
+        for s in [&a, &b] {
+            got.add_finer_values(&SeriesValues::of_parts(&fine, Part::Sum, Field::Sum, s), 3);
+            merge_parts_into_grid(&coarse, Part::Sum, s, &mut merged);
+        }
+        let want: Vec<Option<u64>> = merged.iter().map(|m| m.map(|s| s.v.to_bits())).collect();
+        let got: Vec<Option<u64>> = got.finish().iter().map(|v| v.map(f64::to_bits)).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! both (which `overlay` merges).
 
 use super::*;
-use minutely_core::{Point, PointValue, Tags};
 use proptest::prelude::*;
 
 type Bits = (i64, [u64; 5], Vec<(i32, u64)>, Vec<(i32, u64)>);
@@ -17,30 +16,7 @@ fn bits(rows: &DistRows) -> Vec<Bits> {
 
 /// Points of `(series, minute, second, value)`; series 3 is a counter.
 fn push(store: &EmbeddedStore, t0: i64, points: &[(u8, i64, i64, f64)]) {
-    let points: Vec<(usize, Point)> = points
-        .iter()
-        .map(|&(s, m, sec, v)| {
-            let (kind, name) = match s {
-                3 => (Kind::Counter, "orders"),
-                _ => (Kind::Distribution, "latency"),
-            };
-            Point {
-                kind,
-                name: name.into(),
-                tags: Tags::from_pairs([("host", ["a", "b", "c", "d"][usize::from(s)])]),
-                ts: (t0 + m * 60 + sec) as f64,
-                value: PointValue::Single(v),
-            }
-        })
-        .enumerate()
-        .collect();
-    let req = PushRequest {
-        app: "shop".into(),
-        env: "prod".into(),
-        batch: None,
-        points,
-    };
-    store.push(req).unwrap();
+    super::test_points::push(store, t0, (Kind::Distribution, "latency"), points);
 }
 
 fn check(store: &EmbeddedStore, t0: i64) -> Result<(), TestCaseError> {

@@ -556,6 +556,8 @@ fn dir_bytes(dir: &Path) -> u64 {
 #[cfg(test)]
 mod dist_tests;
 #[cfg(test)]
+mod test_points;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod values_tests;

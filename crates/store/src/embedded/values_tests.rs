@@ -4,35 +4,11 @@
 //! checkpointed, and from both.
 
 use super::*;
-use minutely_core::{Point, PointValue, Tags};
 use proptest::prelude::*;
 
 /// Points of `(series, minute, second, value)`; series 3 is a counter.
 fn push(store: &EmbeddedStore, t0: i64, points: &[(u8, i64, i64, f64)]) {
-    let points: Vec<(usize, Point)> = points
-        .iter()
-        .map(|&(s, m, sec, v)| {
-            let (kind, name) = match s {
-                3 => (Kind::Counter, "orders"),
-                _ => (Kind::Gauge, "shoppers"),
-            };
-            Point {
-                kind,
-                name: name.into(),
-                tags: Tags::from_pairs([("host", ["a", "b", "c", "d"][usize::from(s)])]),
-                ts: (t0 + m * 60 + sec) as f64,
-                value: PointValue::Single(v),
-            }
-        })
-        .enumerate()
-        .collect();
-    let req = PushRequest {
-        app: "shop".into(),
-        env: "prod".into(),
-        batch: None,
-        points,
-    };
-    store.push(req).unwrap();
+    super::test_points::push(store, t0, (Kind::Gauge, "shoppers"), points);
 }
 
 fn bits(v: &SeriesValues) -> Vec<Option<u64>> {

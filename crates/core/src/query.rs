@@ -281,17 +281,17 @@ fn merge_slims(
 }
 
 /// [`evaluate`] for a field that reads a [`Part`] of each aggregate, from
-/// buckets reduced to that part: the same numbers, bit for bit, without
-/// whole aggregates.
+/// buckets reduced to that part (stored buckets of `bucket_secs`): the
+/// same numbers, bit for bit, without whole aggregates.
 pub fn evaluate_parts(
     kind: Kind,
     field: Field,
     part: Part,
     across: Across,
-    grid: &Grid,
+    (grid, bucket_secs): (&Grid, i64),
     series: &[&[(i64, Slim)]],
 ) -> Vec<Option<f64>> {
-    let mut e = PartsEvaluation::new(kind, field, part, across, *grid);
+    let mut e = PartsEvaluation::new(kind, field, part, across, *grid, bucket_secs);
     for s in series {
         e.add(s);
     }
@@ -300,52 +300,102 @@ pub fn evaluate_parts(
 
 /// [`evaluate_parts`] a series at a time, so that a wide query need not
 /// hold every series' buckets at once: the same numbers, bit for bit.
+///
+/// Each series is added as its values ([`SeriesValues`]), which a store
+/// can fold where it reads ([`PartsEvaluation::read_grid`] and
+/// [`PartsEvaluation::read_field`] say how). A gauge's values are its
+/// field per output bucket, combined across series with `across`. A
+/// counter's are its sum per stored bucket (on a grid of the stored
+/// buckets' width, where each holds one), each added into its output
+/// bucket series after series and in time order: the very additions that
+/// merging the parts makes. Its field is read from the sum at the end (a
+/// rate divides it), as from merged parts.
 pub struct PartsEvaluation {
+    kind: Kind,
     field: Field,
     part: Part,
     grid: Grid,
-    /// Counters: merged across series. Gauges: scratch for a series whose
-    /// buckets are not sorted by time.
-    merged: Vec<Option<Slim>>,
-    /// Gauges: each series' field, combined with `across`.
-    acc: Option<(AcrossSeries, SeriesValues)>,
+    /// Counters: stored buckets per output bucket (1 for gauges).
+    k: usize,
+    acc: AcrossSeries,
+    /// Buffers of [`PartsEvaluation::add`].
+    values: SeriesValues,
+    scratch: Vec<Option<Slim>>,
 }
 
 impl PartsEvaluation {
-    pub fn new(kind: Kind, field: Field, part: Part, across: Across, grid: Grid) -> Self {
-        let acc = (kind == Kind::Gauge)
-            .then(|| (AcrossSeries::new(across, grid.n), SeriesValues::default()));
+    /// For stored buckets of `bucket_secs` (the output step a multiple of
+    /// it, as a query picks its resolution).
+    pub fn new(
+        kind: Kind,
+        field: Field,
+        part: Part,
+        across: Across,
+        grid: Grid,
+        bucket_secs: i64,
+    ) -> Self {
+        // Counters add across series whatever `across` says. A step that is
+        // not whole buckets (no query asks for one) folds each series on
+        // the output grid: the same sums, added in another order.
+        let (k, across) = match kind {
+            Kind::Counter if bucket_secs > 0 && grid.step % bucket_secs == 0 => {
+                ((grid.step / bucket_secs) as usize, Across::Sum)
+            }
+            Kind::Counter => (1, Across::Sum),
+            _ => (1, across),
+        };
         PartsEvaluation {
+            kind,
             field,
             part,
             grid,
-            merged: vec![None; grid.n],
-            acc,
+            k,
+            acc: AcrossSeries::new(across, grid.n),
+            values: SeriesValues::default(),
+            scratch: Vec::new(),
         }
+    }
+
+    /// The grid each series' values are read on, for data up to `to`:
+    /// the output grid, or for counters the stored buckets' own.
+    pub fn read_grid(&self, to: i64) -> Grid {
+        match self.kind {
+            Kind::Counter => Grid::new(self.grid.from, to, self.grid.step / self.k as i64),
+            _ => self.grid,
+        }
+    }
+
+    /// The field each series' values are read as: a counter's sum.
+    pub fn read_field(&self) -> Field {
+        match self.kind {
+            Kind::Counter => Field::Sum,
+            _ => self.field,
+        }
+    }
+
+    /// Adds one series' values, read on [`PartsEvaluation::read_grid`] as
+    /// [`PartsEvaluation::read_field`].
+    pub fn add_values(&mut self, values: &SeriesValues) {
+        self.acc.add_finer_values(values, self.k);
     }
 
     /// Adds one series' buckets.
     pub fn add(&mut self, s: &[(i64, Slim)]) {
-        let (field, part, grid) = (self.field, self.part, &self.grid);
-        match &mut self.acc {
-            None => merge_parts_into_grid(grid, part, s, &mut self.merged),
-            Some((acc, values)) => {
-                values.fill(grid, part, field, s, &mut self.merged);
-                acc.add_values(values);
-            }
-        }
+        let end = self.grid.start(self.grid.n);
+        let (grid, field) = (self.read_grid(end), self.read_field());
+        let mut values = std::mem::take(&mut self.values);
+        values.fill(&grid, self.part, field, s, &mut self.scratch);
+        self.add_values(&values);
+        self.values = values;
     }
 
     pub fn finish(self) -> Vec<Option<f64>> {
-        let (field, part, step) = (self.field, self.part, self.grid.step);
-        match self.acc {
-            Some((acc, _)) => acc.finish(),
-            None => self
-                .merged
-                .iter()
-                .map(|s| s.map(|s| part.value(field, s, step)))
-                .collect(),
-        }
+        let (kind, field, part, step) = (self.kind, self.field, self.part, self.grid.step);
+        let read = |v: f64| match kind {
+            Kind::Counter => part.value(field, Slim { v, w: 0 }, step),
+            _ => v,
+        };
+        self.acc.finish().into_iter().map(|v| v.map(read)).collect()
     }
 }
 

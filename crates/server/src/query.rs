@@ -7,13 +7,11 @@ use crate::{blocking, Shared};
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use minutely_core::query::{
-    auto_step, evaluate, Across, AcrossSeries, Evaluation, Grid, PartsEvaluation,
-};
+use minutely_core::query::{auto_step, evaluate, Across, Evaluation, Grid, PartsEvaluation};
 use minutely_core::tags::TagFilter;
 use minutely_core::time::floor_to;
 use minutely_core::timeparse::parse_time;
-use minutely_core::{Field, Kind, Part, Slim, Tags};
+use minutely_core::{Field, Kind, Part, Tags};
 use minutely_store::{Buckets, Resolution, Scope, SeriesId, SeriesInfo, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -329,60 +327,19 @@ pub fn run(
                 (tags, values)
             })
             .collect(),
-        // Gauges, and counters on a grid of whole stored buckets.
-        (None, Some(part)) if kind == Kind::Gauge || made_of_buckets(&p.grid, res) => {
-            // Each series comes as its values per grid bucket, folded by
-            // the store's reading threads; here they are only added up.
-            // A chunk of series at a time, so memory stays bounded.
-            // Counters are read on the stored buckets' own grid (one value
-            // per bucket) and each value added into its output bucket,
-            // series after series and in time order: the very additions
-            // merging their parts makes. The field is read from the sum (a
-            // rate divides it), as from merged parts.
-            let (read_grid, k, read_field, across) = match kind {
-                Kind::Counter => {
-                    let secs = res.secs();
-                    let k = (p.grid.step / secs) as usize;
-                    (Grid::new(p.grid.from, to, secs), k, Field::Sum, Across::Sum)
-                }
-                _ => (p.grid, 1, field, p.across),
-            };
-            let mut groups: BTreeMap<Tags, AcrossSeries> = BTreeMap::new();
+        (None, Some(part)) => {
+            // Each series comes as its values, folded by the store's
+            // reading threads on the grid the evaluation asks for; here
+            // they are only added up. A chunk of series at a time, so
+            // memory stays bounded.
+            let new = || PartsEvaluation::new(kind, field, part, p.across, p.grid, res.secs());
+            let probe = new();
+            let (read_grid, read_field) = (probe.read_grid(to), probe.read_field());
+            let mut groups: BTreeMap<Tags, PartsEvaluation> = BTreeMap::new();
             for (infos, ids) in series.chunks(READ_CHUNK).zip(ids.chunks(READ_CHUNK)) {
                 let data = store.read_values(ids, res, &read_grid, to, part, read_field)?;
                 for (s, values) in infos.iter().zip(&data) {
-                    evaluation(&mut groups, s, &p.group_by, || {
-                        AcrossSeries::new(across, p.grid.n)
-                    })
-                    .add_finer_values(values, k);
-                }
-            }
-            // A gauge's values are its field already.
-            let step = p.grid.step;
-            let read = |v: f64| match kind {
-                Kind::Counter => part.value(field, Slim { v, w: 0 }, step),
-                _ => v,
-            };
-            groups
-                .into_iter()
-                .map(|(tags, e)| {
-                    let values = e.finish().into_iter().map(|v| v.map(read)).collect();
-                    (tags, values)
-                })
-                .collect()
-        }
-        (None, Some(part)) => {
-            // A chunk of series at a time: a thousand series' buckets at
-            // once outgrow the processor's caches, and walking them twice
-            // (read, then evaluate) from memory was most of the query.
-            let mut groups: BTreeMap<Tags, PartsEvaluation> = BTreeMap::new();
-            for (infos, ids) in series.chunks(READ_CHUNK).zip(ids.chunks(READ_CHUNK)) {
-                let data = store.read_part(ids, res, p.grid.from, to, part)?;
-                for (s, buckets) in infos.iter().zip(&data) {
-                    evaluation(&mut groups, s, &p.group_by, || {
-                        PartsEvaluation::new(kind, field, part, p.across, p.grid)
-                    })
-                    .add(buckets);
+                    evaluation(&mut groups, s, &p.group_by, new).add_values(values);
                 }
             }
             groups
@@ -439,13 +396,6 @@ pub fn run(
         step: p.grid.step,
         series: out,
     })
-}
-
-/// Whether each bucket of `grid` is whole buckets of `res`: its step a
-/// multiple of theirs and its start on one of theirs.
-fn made_of_buckets(grid: &Grid, res: Resolution) -> bool {
-    let secs = res.secs();
-    grid.step % secs == 0 && grid.from.rem_euclid(secs) == 0
 }
 
 /// The evaluation of the group a series belongs to, new if need be.

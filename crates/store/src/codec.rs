@@ -254,20 +254,21 @@ fn inflate_into(
     }
 }
 
-/// Compression level by kind. Gauge and counter columns are varints of
-/// deltas with few long repeats: libdeflate's level 1 (greedy matching)
-/// gives the same bytes as level 6 (on a day of 10,000 such series, 0.1%
-/// fewer) in three quarters of the time, which matters because a
-/// checkpoint re-encodes every block it touches. Sketches repeat more:
-/// level 6 is 5% smaller there.
-fn deflate_level(kind: Kind) -> usize {
+/// libdeflate's levels, by kind. Gauge and counter columns are varints
+/// of deltas with few long repeats: level 1 (greedy matching) gives the
+/// same bytes as level 6 (on a day of 10,000 such series, 0.1% fewer) in
+/// three quarters of the time, which matters because a checkpoint
+/// re-encodes every block it touches. Sketches repeat more: level 6 is 5%
+/// smaller there.
+const DEFLATE_LEVELS: [i32; 2] = [1, 6];
+
+/// Which of [`DEFLATE_LEVELS`] (and of a thread's compressors) `kind` uses.
+fn level_index(kind: Kind) -> usize {
     match kind {
         Kind::Gauge | Kind::Counter => 0,
         Kind::Distribution => 1,
     }
 }
-
-const DEFLATE_LEVELS: [i32; 2] = [1, 6];
 
 thread_local! {
     /// Compressors per thread, one per level: the match finder is
@@ -283,7 +284,7 @@ thread_local! {
 fn deflate(kind: Kind, payload: &[u8]) -> Vec<u8> {
     COMPRESSORS
         .with(|c| {
-            c.borrow_mut()[deflate_level(kind)]
+            c.borrow_mut()[level_index(kind)]
                 .as_mut()
                 .and_then(|c| deflate_with(c, payload))
         })

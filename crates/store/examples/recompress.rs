@@ -1,17 +1,29 @@
 //! Compares deflate encoders on the blocks of a data directory:
-//! `recompress DIR` inflates every stored block and times
-//! compressing all of them again with miniz and with libdeflate at several
-//! levels, printing the total bytes each gives.
+//! `recompress DIR [gauge|counter|distribution]` inflates every stored
+//! block (or every block of one kind) and times compressing all of them
+//! again with miniz and with libdeflate at several levels, printing the
+//! total bytes each gives.
 use std::io::Read;
 use std::time::Instant;
 
 fn main() {
-    let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("DIR"));
+    let mut args = std::env::args().skip(1);
+    let dir = std::path::PathBuf::from(args.next().expect("DIR"));
+    // The kind byte follows the version byte (docs/format.md).
+    let kind: Option<u8> = args.next().map(|k| match k.as_str() {
+        "gauge" => 1,
+        "counter" => 2,
+        "distribution" => 3,
+        other => panic!("unknown kind {other}: gauge, counter or distribution"),
+    });
     let db = redb::Database::open(dir.join("minutely.redb")).expect("open");
     let txn = db.begin_read().expect("read");
     let mut payloads = Vec::new();
     let mut stored = 0;
     let mut add = |b: &[u8]| {
+        if kind.is_some_and(|k| b[1] != k) {
+            return;
+        }
         stored += b.len();
         let mut out = Vec::new();
         // Version and kind bytes first, the CRC32 last (docs/format.md).
@@ -37,7 +49,7 @@ fn main() {
             .sum();
         println!("miniz level {level}: {n} bytes in {:?}", started.elapsed());
     }
-    for level in [1, 4, 6, 9, 12] {
+    for level in [1, 2, 3, 4, 5, 6, 9, 12] {
         let lvl = libdeflater::CompressionLvl::new(level).expect("level");
         let mut c = libdeflater::Compressor::new(lvl);
         let mut buf = Vec::new();

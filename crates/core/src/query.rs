@@ -298,6 +298,10 @@ pub fn evaluate_parts(
     e.finish()
 }
 
+/// The longest grid of stored buckets a counter is read on per series
+/// (a year of minutes, the longest output grid a query may ask for).
+const MAX_FINE_CELLS: usize = 527_040;
+
 /// [`evaluate_parts`] a series at a time, so that a wide query need not
 /// hold every series' buckets at once: the same numbers, bit for bit.
 ///
@@ -335,12 +339,15 @@ impl PartsEvaluation {
         bucket_secs: i64,
     ) -> Self {
         // Counters add across series whatever `across` says. A step that is
-        // not whole buckets (no query asks for one) folds each series on
-        // the output grid: the same sums, added in another order.
+        // not whole buckets (no query asks for one), or a grid of buckets
+        // too long to hold densely per series, folds each series on the
+        // output grid: the same sums, added in another order.
+        let k = match bucket_secs {
+            1.. if grid.step % bucket_secs == 0 => (grid.step / bucket_secs) as usize,
+            _ => 1,
+        };
         let (k, across) = match kind {
-            Kind::Counter if bucket_secs > 0 && grid.step % bucket_secs == 0 => {
-                ((grid.step / bucket_secs) as usize, Across::Sum)
-            }
+            Kind::Counter if grid.n.saturating_mul(k) <= MAX_FINE_CELLS => (k, Across::Sum),
             Kind::Counter => (1, Across::Sum),
             _ => (1, across),
         };

@@ -27,6 +27,16 @@ const MAX_BUCKETS: i64 = 527_040;
 /// the read threads busy, few enough that their sketches stay small.
 const READ_CHUNK: usize = 128;
 
+/// Bytes of dense values (8 a bucket) a chunk of series may hold: a day
+/// of minutes keeps [`READ_CHUNK`] series a chunk, a year of minutes
+/// about 16.
+const VALUES_PER_CHUNK_BYTES: usize = 64 << 20;
+
+/// Series read at once as values on a grid of `cells` buckets.
+fn values_chunk(cells: usize) -> usize {
+    (VALUES_PER_CHUNK_BYTES / (cells.max(1) * 8)).clamp(1, READ_CHUNK)
+}
+
 /// 9999-12-31T23:59:59Z: keeps time arithmetic far from overflow.
 const MAX_TIME: f64 = 253_402_300_799.0;
 
@@ -336,7 +346,8 @@ pub fn run(
             let probe = new();
             let (read_grid, read_field) = (probe.read_grid(to), probe.read_field());
             let mut groups: BTreeMap<Tags, PartsEvaluation> = BTreeMap::new();
-            for (infos, ids) in series.chunks(READ_CHUNK).zip(ids.chunks(READ_CHUNK)) {
+            let chunk = values_chunk(read_grid.n);
+            for (infos, ids) in series.chunks(chunk).zip(ids.chunks(chunk)) {
                 let data = store.read_values(ids, res, &read_grid, to, part, read_field)?;
                 for (s, values) in infos.iter().zip(&data) {
                     evaluation(&mut groups, s, &p.group_by, new).add_values(values);
@@ -493,6 +504,16 @@ mod tests {
     use super::*;
     use minutely_store::Scope;
     use proptest::prelude::*;
+
+    #[test]
+    fn long_grids_read_fewer_series_at_once() {
+        assert_eq!(values_chunk(1_440), READ_CHUNK);
+        assert_eq!(values_chunk(0), READ_CHUNK);
+        let year = values_chunk(527_040);
+        assert!((1..READ_CHUNK).contains(&year), "{year}");
+        assert!(year * 527_040 * 8 <= VALUES_PER_CHUNK_BYTES);
+        assert_eq!(values_chunk(usize::MAX / 16), 1);
+    }
 
     fn admin() -> Caller {
         Caller {

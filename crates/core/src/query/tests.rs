@@ -221,3 +221,36 @@ fn auto_steps() {
     assert_eq!(auto_step(400 * 86_400, 1_500), 43_200);
     assert_eq!(auto_step(10_000 * 86_400, 1_500), 7 * 86_400);
 }
+
+#[test]
+fn counters_on_grids_too_long_to_read_densely_fold_per_series() {
+    // 600 output buckets of 1,000 minutes: 600,000 minute buckets per
+    // series is past what is read densely, so each series is read on the
+    // output grid itself; the sums are the same (whole numbers, exact in
+    // any order).
+    let grid = Grid::new(0, 600 * 60_000, 60_000);
+    let e = PartsEvaluation::new(Kind::Counter, Field::Sum, Part::Sum, Across::Max, grid, 60);
+    assert_eq!(e.read_grid(grid.start(grid.n)), grid);
+    let a: Vec<(i64, Slim)> = (0..3_000)
+        .map(|m| (m * 60, Slim { v: 1.0, w: 0 }))
+        .collect();
+    let b: Vec<(i64, Slim)> = (0..3_000)
+        .step_by(2)
+        .map(|m| (m * 60, Slim { v: 2.0, w: 0 }))
+        .collect();
+    let got = evaluate_parts(
+        Kind::Counter,
+        Field::Sum,
+        Part::Sum,
+        Across::Max,
+        (&grid, 60),
+        &[&a, &b],
+    );
+    // Added across series although `across` says max.
+    let two = Some(2_000.0);
+    assert_eq!(&got[..4], &[two, two, two, None]);
+    // A day of minutes at 5-minute steps is read on the minutes' grid.
+    let day = Grid::new(0, 86_400, 300);
+    let e = PartsEvaluation::new(Kind::Counter, Field::Sum, Part::Sum, Across::Sum, day, 60);
+    assert_eq!(e.read_grid(86_400), Grid::new(0, 86_400, 60));
+}

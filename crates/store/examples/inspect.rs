@@ -17,7 +17,9 @@ fn main() {
             let (k, v) = e.unwrap();
             let r = k.value().1 as usize;
             by_res[r].0 += 1;
-            by_res[r].1 += v.value().len() as u64;
+            by_res[r].1 += minutely_store::embedded::read_stored_block(&dir, v.value())
+                .expect("block file")
+                .len() as u64;
         }
         for (r, (n, b)) in by_res.iter().enumerate() {
             println!("resolution {r}: {n} blocks, {b} bytes");
@@ -61,6 +63,19 @@ fn main() {
         txn.abort().unwrap();
     }
     println!("file: {} bytes", std::fs::metadata(&path).unwrap().len());
+    let files: Vec<u64> = std::fs::read_dir(dir.join("blocks"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .collect()
+        })
+        .unwrap_or_default();
+    println!(
+        "block files: {} holding {} bytes",
+        files.len(),
+        files.iter().sum::<u64>()
+    );
     if compact {
         println!("compacted: {:?}", db.compact());
         println!(
@@ -82,6 +97,7 @@ fn untyped_stats(txn: &redb::ReadTransaction, name: &str) -> Result<TableStats, 
     }
     try_as!(u64, &[u8]);
     try_as!(u64, i64);
+    try_as!(u64, (u64, u64));
     try_as!(u128, (i64, u64));
     try_as!((i64, u128), ());
     try_as!(&str, &[u8]);

@@ -34,7 +34,8 @@ fn main() {
     };
     let blocks: redb::TableDefinition<(u64, u8, u32), &[u8]> = redb::TableDefinition::new("blocks");
     for e in redb::ReadableTable::iter(&txn.open_table(blocks).expect("blocks")).expect("iter") {
-        add(e.expect("block").1.value());
+        let stored = minutely_store::embedded::read_stored_block(&dir, e.expect("block").1.value());
+        add(&stored.expect("block file"));
     }
     let raw: usize = payloads.iter().map(Vec::len).sum();
     println!(

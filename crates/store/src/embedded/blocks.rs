@@ -11,6 +11,7 @@ pub use cache::{
     set_capacity as set_block_cache_capacity, DEFAULT_BYTES as DEFAULT_BLOCK_CACHE_BYTES,
 };
 
+use super::block_files::{BlockWrites, FileSet, Stored};
 use super::tables::engine;
 use crate::codec::{
     decode_block, decode_block_keeping, decode_payload, encode_block, CodecError, DecodedPart,
@@ -20,8 +21,9 @@ use crate::{Resolution, SeriesId, StoreError};
 use minutely_core::fold::DistRows;
 use minutely_core::{Agg, Part, Slim};
 use redb::{ReadableTable, Table};
+use std::borrow::Cow;
 use std::cell::Cell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub fn slots_per_block(res: Resolution) -> i64 {
@@ -44,38 +46,72 @@ pub fn slot_start(res: Resolution, block: u32, slot: u16) -> i64 {
     (block as i64 * slots_per_block(res) + slot as i64) * res.secs()
 }
 
+/// A snapshot's blocks: the table and the block files its values name.
+pub struct Source<T> {
+    pub table: T,
+    pub files: Arc<FileSet>,
+}
+
 /// Decodes a block, reporting damage with where it is and what to do.
 pub fn decode(
-    db_path: &Path,
+    file: &Path,
     key: (u64, u8, u32),
     bytes: &[u8],
 ) -> Result<Vec<(u16, Agg)>, StoreError> {
     decode_block(bytes)
         .map(|(_, slots)| slots)
-        .map_err(|e| damaged(db_path, key, e))
+        .map_err(|e| damaged(file, key, e))
+}
+
+/// One stored block as a read meets it: where it is, and its bytes when
+/// asked for (a block in a file is read only on a cache miss).
+struct Block<'a> {
+    key: (u64, u8, u32),
+    stored: Stored<'a>,
+    files: &'a FileSet,
+    db_path: &'a Path,
+}
+
+impl Block<'_> {
+    fn identity(&self) -> &[u8] {
+        self.stored.identity()
+    }
+
+    fn bytes(&self) -> Result<Cow<'_, [u8]>, StoreError> {
+        self.stored.bytes(self.files)
+    }
+
+    /// The file that holds the block, for error messages.
+    fn file(&self) -> PathBuf {
+        match &self.stored {
+            Stored::Inline(_) => self.db_path.to_path_buf(),
+            Stored::InFile(place, _) => self.files.path(place.file),
+        }
+    }
+
+    fn damaged(&self, e: CodecError) -> StoreError {
+        damaged(&self.file(), self.key, e)
+    }
 }
 
 /// [`decode`] through the process's cache of inflated payloads.
-fn decode_cached(
-    db_path: &Path,
-    key: (u64, u8, u32),
-    bytes: &[u8],
-) -> Result<Vec<(u16, Agg)>, StoreError> {
+fn decode_cached(block: &Block<'_>) -> Result<Vec<(u16, Agg)>, StoreError> {
+    let (key, identity) = (block.key, block.identity());
     let cache = cache::global();
-    match cache.and_then(|c| c.get(key, bytes)) {
+    match cache.and_then(|c| c.get(key, identity)) {
         Some((kind, payload)) => decode_payload(kind, &payload),
-        None => decode_block_keeping(bytes, |kind, payload| {
+        None => decode_block_keeping(&block.bytes()?, |kind, payload| {
             cache
                 .into_iter()
-                .for_each(|c| c.insert(key, bytes, kind, payload))
+                .for_each(|c| c.insert(key, identity, kind, payload))
         }),
     }
-    .map_err(|e| damaged(db_path, key, e))
+    .map_err(|e| block.damaged(e))
 }
 
-fn damaged(db_path: &Path, key: (u64, u8, u32), e: CodecError) -> StoreError {
+fn damaged(file: &Path, key: (u64, u8, u32), e: CodecError) -> StoreError {
     StoreError::Corrupt {
-        file: db_path.to_path_buf(),
+        file: file.to_path_buf(),
         offset: 0,
         detail: format!("block of series {} resolution {} number {}: {e}", key.0, key.1, key.2),
         remedy: "Restore the data directory from a backup (minutely backup); this block's numbers cannot be trusted".into(),
@@ -84,8 +120,11 @@ fn damaged(db_path: &Path, key: (u64, u8, u32), e: CodecError) -> StoreError {
 
 /// Merges (`replace == false`) or overwrites (`replace == true`) slots of
 /// one block and returns the block's slots after. `updates` must be sorted.
+/// The new block goes to the transaction's block file.
+#[allow(clippy::too_many_arguments)]
 pub fn upsert(
     table: &mut Table<(u64, u8, u32), &[u8]>,
+    writes: &mut BlockWrites<'_>,
     db_path: &Path,
     sid: SeriesId,
     res: Resolution,
@@ -94,14 +133,22 @@ pub fn upsert(
     replace: bool,
 ) -> Result<Vec<(u16, Agg)>, StoreError> {
     let key = (sid, res.code(), block);
-    let existing = match table.get(key).map_err(engine)? {
-        Some(v) => decode(db_path, key, v.value())?,
-        None => Vec::new(),
+    let (existing, old) = match table.get(key).map_err(engine)? {
+        Some(v) => {
+            let value = v.value();
+            let slots = decode(&writes.file_of(value, db_path), key, &writes.block(value)?)?;
+            (slots, Some(value.to_vec()))
+        }
+        None => (Vec::new(), None),
     };
     let merged = merge_slots(existing, updates, replace);
     if let Some(kind) = merged.first().map(|(_, a)| a.kind()) {
         let bytes = encode_block(kind, &merged);
-        table.insert(key, bytes.as_slice()).map_err(engine)?;
+        let value = writes.put(&bytes)?;
+        table.insert(key, value.as_slice()).map_err(engine)?;
+        if let Some(old) = old {
+            writes.release(&old);
+        }
     }
     Ok(merged)
 }
@@ -129,13 +176,14 @@ fn merge_slots(old: Vec<(u16, Agg)>, new: Vec<(u16, Agg)>, replace: bool) -> Vec
     out
 }
 
-/// Calls `f` with the key and stored bytes of each block of `sid` at `res`
-/// that holds a bucket starting in `[from, to)`, in block order.
-fn for_each_block(
-    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
+/// Calls `f` with each block of `sid` at `res` that holds a bucket
+/// starting in `[from, to)`, in block order.
+fn for_each_block<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
+    src: &Source<T>,
+    db_path: &Path,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
-    mut f: impl FnMut((u64, u8, u32), &[u8]) -> Result<(), StoreError>,
+    mut f: impl FnMut(&Block<'_>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     if to <= from {
         return Ok(());
@@ -143,9 +191,14 @@ fn for_each_block(
     let (first, _) = locate(res, from.max(0));
     let (last, _) = locate(res, (to - 1).max(0));
     let range = (sid, res.code(), first)..=(sid, res.code(), last);
-    for entry in table.range(range).map_err(engine)? {
+    for entry in src.table.range(range).map_err(engine)? {
         let (k, v) = entry.map_err(engine)?;
-        f(k.value(), v.value())?;
+        f(&Block {
+            key: k.value(),
+            stored: src.files.stored(v.value()),
+            files: &src.files,
+            db_path,
+        })?;
     }
     Ok(())
 }
@@ -157,8 +210,8 @@ fn buckets_in(res: Resolution, from: i64, to: i64) -> usize {
 }
 
 /// Stored buckets of one series in `[from, to)`, sorted by time.
-pub fn read_range(
-    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
+pub fn read_range<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
+    src: &Source<T>,
     db_path: &Path,
     sid: SeriesId,
     res: Resolution,
@@ -166,11 +219,11 @@ pub fn read_range(
     to: i64,
 ) -> Result<Vec<(i64, Agg)>, StoreError> {
     let mut out = Vec::new();
-    for_each_block(table, sid, (res, from, to), |key, bytes| {
-        let slots = decode_cached(db_path, key, bytes)?;
+    for_each_block(src, db_path, sid, (res, from, to), |block| {
+        let slots = decode_cached(block)?;
         out.reserve(slots.len());
         for (slot, agg) in slots {
-            let ts = slot_start(res, key.2, slot);
+            let ts = slot_start(res, block.key.2, slot);
             if ts >= from && ts < to {
                 out.push((ts, agg));
             }
@@ -182,8 +235,8 @@ pub fn read_range(
 
 /// [`read_range`] of one part of each bucket, decoding only its columns.
 #[allow(clippy::too_many_arguments)]
-pub fn read_range_part(
-    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
+pub fn read_range_part<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
+    src: &Source<T>,
     db_path: &Path,
     sid: SeriesId,
     res: Resolution,
@@ -194,22 +247,16 @@ pub fn read_range_part(
 ) -> Result<Vec<(i64, Slim)>, StoreError> {
     let mut out = Vec::with_capacity(buckets_in(res, from, to));
     let window = (res, from, to);
-    for_each_part(
-        table,
-        db_path,
-        sid,
-        window,
-        part,
-        reader,
-        &mut |ts, slim| out.push((ts, slim)),
-    )?;
+    for_each_part(src, db_path, sid, window, part, reader, &mut |ts, slim| {
+        out.push((ts, slim))
+    })?;
     Ok(out)
 }
 
 /// [`read_range_part`], handing each bucket to `out` (in time order)
 /// rather than collecting them.
-pub fn for_each_part(
-    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
+pub fn for_each_part<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
+    src: &Source<T>,
     db_path: &Path,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
@@ -217,8 +264,8 @@ pub fn for_each_part(
     reader: &mut PartReader,
     out: &mut impl FnMut(i64, Slim),
 ) -> Result<(), StoreError> {
-    for_each_block(table, sid, (res, from, to), |key, bytes| {
-        let start = slot_start(res, key.2, 0);
+    for_each_block(src, db_path, sid, (res, from, to), |block| {
+        let start = slot_start(res, block.key.2, 0);
         let secs = res.secs();
         let mut push = |slot, slim| {
             let ts = start + i64::from(slot) * secs;
@@ -228,10 +275,10 @@ pub fn for_each_part(
         };
         let Some(cache) = cache::global() else {
             return reader
-                .decode(bytes, part, &mut push)
-                .map_err(|e| damaged(db_path, key, e));
+                .decode(&block.bytes()?, part, &mut push)
+                .map_err(|e| block.damaged(e));
         };
-        let decoded = cached_part(cache, db_path, key, bytes, part, reader)?;
+        let decoded = cached_part(cache, block, part, reader)?;
         // Only the slots that can fall in range (a query's day cuts two
         // blocks); `push` checks each still.
         let lo = ((from - start).div_euclid(secs)).clamp(0, 1 << 16) as usize;
@@ -244,8 +291,8 @@ pub fn for_each_part(
 /// The decoded `part` of each block of `sid` at `res` that holds a bucket
 /// starting in `[from, to)`, in block order, with the start of the
 /// block's first slot (its slots may fall outside the range).
-pub fn for_each_decoded(
-    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
+pub fn for_each_decoded<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
+    src: &Source<T>,
     db_path: &Path,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
@@ -253,18 +300,15 @@ pub fn for_each_decoded(
     reader: &mut PartReader,
     out: &mut impl FnMut(i64, &DecodedPart),
 ) -> Result<(), StoreError> {
-    for_each_block(table, sid, (res, from, to), |key, bytes| {
-        let start = slot_start(res, key.2, 0);
+    for_each_block(src, db_path, sid, (res, from, to), |block| {
+        let start = slot_start(res, block.key.2, 0);
         match cache::global() {
-            Some(cache) => out(
-                start,
-                &*cached_part(cache, db_path, key, bytes, part, reader)?,
-            ),
+            Some(cache) => out(start, &*cached_part(cache, block, part, reader)?),
             None => out(
                 start,
                 &reader
-                    .decoded(bytes, part)
-                    .map_err(|e| damaged(db_path, key, e))?,
+                    .decoded(&block.bytes()?, part)
+                    .map_err(|e| block.damaged(e))?,
             ),
         }
         Ok(())
@@ -275,22 +319,21 @@ pub fn for_each_decoded(
 /// payload if there is one) and cached.
 fn cached_part(
     cache: &cache::PayloadCache,
-    db_path: &Path,
-    key: (u64, u8, u32),
-    bytes: &[u8],
+    block: &Block<'_>,
     part: Part,
     reader: &mut PartReader,
 ) -> Result<Arc<DecodedPart>, StoreError> {
-    if let Some(d) = cache.get_part(key, bytes, part) {
+    let (key, identity) = (block.key, block.identity());
+    if let Some(d) = cache.get_part(key, identity, part) {
         return Ok(d);
     }
-    let d = match cache.get(key, bytes) {
+    let d = match cache.get(key, identity) {
         Some((kind, payload)) => reader.decoded_payload(kind, &payload, part),
-        None => reader.decoded(bytes, part),
+        None => reader.decoded(&block.bytes()?, part),
     }
-    .map_err(|e| damaged(db_path, key, e))?;
+    .map_err(|e| block.damaged(e))?;
     let d = Arc::new(d);
-    cache.insert_part(key, bytes, part, d.clone());
+    cache.insert_part(key, identity, part, d.clone());
     Ok(d)
 }
 
@@ -298,8 +341,8 @@ fn cached_part(
 /// aggregate is built per bucket; without `sketches`, sketches are not
 /// read (see [`PartReader::decode_dists_keeping`]). Blocks of another
 /// kind give nothing.
-pub fn read_range_dists(
-    table: &impl ReadableTable<(u64, u8, u32), &'static [u8]>,
+pub fn read_range_dists<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
+    src: &Source<T>,
     db_path: &Path,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
@@ -308,7 +351,8 @@ pub fn read_range_dists(
 ) -> Result<DistRows, StoreError> {
     let mut out = DistRows::default();
     out.reserve(buckets_in(res, from, to), 0);
-    for_each_block(table, sid, (res, from, to), |key, bytes| {
+    for_each_block(src, db_path, sid, (res, from, to), |block| {
+        let (key, identity) = (block.key, block.identity());
         let start = slot_start(res, key.2, 0);
         let secs = res.secs();
         // A sketch bin takes two payload bytes at least: room for the
@@ -323,31 +367,33 @@ pub fn read_range_dists(
             }
         };
         let cache = cache::global();
-        match cache.and_then(|c| c.get(key, bytes)) {
+        match cache.and_then(|c| c.get(key, identity)) {
             Some((kind, payload)) => {
                 room.set(payload.len() / 2);
                 reader.decode_dists_payload(kind, &payload, sketches, &mut push)
             }
             None => reader.decode_dists_keeping(
-                bytes,
+                &block.bytes()?,
                 sketches,
                 |kind, payload| {
                     room.set(payload.len() / 2);
                     cache
                         .into_iter()
-                        .for_each(|c| c.insert(key, bytes, kind, payload))
+                        .for_each(|c| c.insert(key, identity, kind, payload))
                 },
                 &mut push,
             ),
         }
-        .map_err(|e| damaged(db_path, key, e))
+        .map_err(|e| block.damaged(e))
     })?;
     Ok(out)
 }
 
-/// Removes blocks of every resolution that lie wholly before its cutoff.
+/// Removes blocks of every resolution that lie wholly before its cutoff;
+/// blocks in files are counted dead there.
 pub fn drop_before(
     table: &mut Table<(u64, u8, u32), &[u8]>,
+    writes: &mut BlockWrites<'_>,
     sid: SeriesId,
     res: Resolution,
     cutoff: i64,
@@ -355,7 +401,10 @@ pub fn drop_before(
     let (block, _) = locate(res, cutoff.max(0));
     // Blocks before `block` end at or before the cutoff's block start.
     table
-        .retain_in((sid, res.code(), 0)..(sid, res.code(), block), |_, _| false)
+        .retain_in((sid, res.code(), 0)..(sid, res.code(), block), |_, v| {
+            writes.release(v);
+            false
+        })
         .map_err(engine)?;
     Ok(())
 }

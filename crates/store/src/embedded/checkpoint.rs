@@ -1,5 +1,6 @@
 //! Checkpoints (frozen head -> redb blocks and rollups) and retention.
 
+use super::block_files::{BlockWrites, Collect, Prepared};
 use super::blocks::{self, locate, slot_start, slots_per_block};
 use super::head::{Generation, Minutes};
 use super::tables::*;
@@ -21,6 +22,12 @@ impl Inner {
     /// Moves the head's minutes into redb. One runs at a time; a failed one
     /// is retried by the next with the same frozen generation.
     pub(super) fn checkpoint(&self) -> Result<(), StoreError> {
+        self.checkpoint_collecting(Collect::RUNNING)
+    }
+
+    /// [`checkpoint`](Self::checkpoint), copying live blocks out of the
+    /// block files that `collect` picks.
+    pub(super) fn checkpoint_collecting(&self, collect: Collect) -> Result<(), StoreError> {
         let mut pending = self.writer_lock();
         let started = Instant::now();
         let (sealed, gen) = match pending.take() {
@@ -33,7 +40,7 @@ impl Inner {
                 rx.recv().map_err(|_| StoreError::Closed)??
             }
         };
-        if let Err(e) = self.write_generation(&gen, sealed) {
+        if let Err(e) = self.write_generation(&gen, sealed, collect) {
             *pending = Some((sealed, gen));
             return Err(e);
         }
@@ -51,8 +58,14 @@ impl Inner {
 
     /// Commits the generation; on a handle broken by an earlier I/O error
     /// (a full disk met by the failed try before), reopens and tries once more.
-    fn write_generation(&self, gen: &Arc<Generation>, sealed: u64) -> Result<(), StoreError> {
-        self.db.with(|db| self.commit_generation(db, gen, sealed))
+    fn write_generation(
+        &self,
+        gen: &Arc<Generation>,
+        sealed: u64,
+        collect: Collect,
+    ) -> Result<(), StoreError> {
+        self.db
+            .with(|db| self.commit_generation(db, gen, sealed, collect))
     }
 
     fn commit_generation(
@@ -60,22 +73,35 @@ impl Inner {
         db: &Database,
         gen: &Arc<Generation>,
         sealed: u64,
+        collect: Collect,
     ) -> Result<(), StoreError> {
         let mut txn = db.begin_write().map_err(engine)?;
         txn.set_durability(redb::Durability::Immediate);
-        self.fill_txn(&txn, gen)?;
+        let prepared = self.fill_txn(&txn, gen, collect)?;
         // In the same transaction: these segments must never be replayed.
         txn.open_table(META)
             .map_err(engine)?
             .insert(WAL_APPLIED_THROUGH, sealed)
             .map_err(engine)?;
-        let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
-        txn.commit().map_err(engine)?;
-        self.head.write().unwrap_or_else(|p| p.into_inner()).frozen = None;
+        let committed = {
+            let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+            txn.commit().map_err(engine)?;
+            self.head.write().unwrap_or_else(|p| p.into_inner()).frozen = None;
+            self.block_files.committed(&prepared)
+        };
+        committed.delete_files();
         Ok(())
     }
 
-    fn fill_txn(&self, txn: &WriteTransaction, gen: &Generation) -> Result<(), StoreError> {
+    /// Everything of the checkpoint but its commit; the blocks' file is
+    /// synced when this returns.
+    fn fill_txn(
+        &self,
+        txn: &WriteTransaction,
+        gen: &Generation,
+        collect: Collect,
+    ) -> Result<Prepared, StoreError> {
+        let mut writes = self.block_files.writes();
         {
             let mut series = txn.open_table(SERIES).map_err(engine)?;
             for def in &gen.series {
@@ -88,13 +114,14 @@ impl Inner {
             let mut table = txn.open_table(BLOCKS).map_err(engine)?;
             let mut last_seen = txn.open_table(LAST_SEEN).map_err(engine)?;
             for (&sid, minutes) in &gen.minutes {
-                self.write_series(&mut table, sid, minutes)?;
+                self.write_series(&mut table, &mut writes, sid, minutes)?;
                 if let Some((&newest, _)) = minutes.last_key_value() {
                     let old = last_seen.get(sid).map_err(engine)?.map(|v| v.value());
                     let newest = old.map_or(newest, |o| o.max(newest));
                     last_seen.insert(sid, newest).map_err(engine)?;
                 }
             }
+            writes.collect(txn, &mut table, collect)?;
         }
         {
             let mut batches = txn.open_table(BATCHES).map_err(engine)?;
@@ -114,7 +141,7 @@ impl Inner {
             .map_err(engine)?
             .insert(NEXT_SERIES_ID, next)
             .map_err(engine)?;
-        Ok(())
+        writes.prepare(txn)
     }
 
     /// Merges one series' minutes into its day blocks, then rewrites the
@@ -123,6 +150,7 @@ impl Inner {
     fn write_series(
         &self,
         table: &mut Blocks,
+        writes: &mut BlockWrites<'_>,
         sid: SeriesId,
         minutes: &Minutes,
     ) -> Result<(), StoreError> {
@@ -137,6 +165,7 @@ impl Inner {
             let touched: BTreeSet<u16> = updates.iter().map(|(slot, _)| slot / 60).collect();
             let merged = blocks::upsert(
                 table,
+                writes,
                 &self.db_path,
                 sid,
                 Resolution::Minute,
@@ -166,7 +195,7 @@ impl Inner {
         for (res, updates) in [(Resolution::Hour, hours), (Resolution::Day, days)] {
             for (block, mut slots) in updates {
                 slots.sort_by_key(|(s, _)| *s);
-                blocks::upsert(table, &self.db_path, sid, res, block, slots, true)?;
+                blocks::upsert(table, writes, &self.db_path, sid, res, block, slots, true)?;
             }
         }
         Ok(())
@@ -194,12 +223,13 @@ impl Inner {
 
     fn retention_txn(&self, db: &Database, ids: &[SeriesId], now: i64) -> Result<(), StoreError> {
         let txn = db.begin_write().map_err(engine)?;
+        let mut writes = self.block_files.writes();
         {
             let mut table = txn.open_table(BLOCKS).map_err(engine)?;
             for res in Resolution::ALL {
                 if let Some(cutoff) = self.cfg.retention.cutoff(res, now) {
                     for &sid in ids {
-                        blocks::drop_before(&mut table, sid, res, cutoff)?;
+                        blocks::drop_before(&mut table, &mut writes, sid, res, cutoff)?;
                     }
                 }
             }
@@ -215,6 +245,14 @@ impl Inner {
                 batches.remove(key).map_err(engine)?;
             }
         }
-        txn.commit().map_err(engine)
+        let prepared = writes.prepare(&txn)?;
+        let committed = {
+            // Files that die here leave the readers' set with the commit.
+            let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+            txn.commit().map_err(engine)?;
+            self.block_files.committed(&prepared)
+        };
+        committed.delete_files();
+        Ok(())
     }
 }

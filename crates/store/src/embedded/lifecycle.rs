@@ -21,9 +21,10 @@ impl EmbeddedStore {
                 meta::init_tables(&*db.get()?)?;
                 let mut index = SeriesIndex::default();
                 meta::load_index(&*db.get()?, &mut index)?;
-                Ok((db, index))
+                let files = block_files::BlockFiles::open(&cfg.data_dir, &*db.get()?)?;
+                Ok((db, index, files))
             }));
-        let (db, mut index) = match opened {
+        let (db, mut index, block_files) = match opened {
             Ok(result) => result?,
             Err(panic) => {
                 let what = panic
@@ -69,6 +70,7 @@ impl EmbeddedStore {
             ingest: Mutex::new(String::new()),
             head: head.clone(),
             gate: RwLock::new(()),
+            block_files,
             batches: Mutex::new(batches),
             tx: Mutex::new(Some(tx)),
             pending: Mutex::new(None),
@@ -107,7 +109,9 @@ impl EmbeddedStore {
     /// `minutely check`.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
         let inner = &self.inner;
-        inner.db.with(|db| verify::verify(db, &inner.db_path))
+        inner
+            .db
+            .with(|db| verify::verify(db, &inner.db_path, &inner.block_files))
     }
 
     /// Runs [`verify`](Self::verify) on a low-priority thread and logs what
@@ -118,7 +122,10 @@ impl EmbeddedStore {
             .name("minutely-verify".into())
             .spawn(move || {
                 let started = std::time::Instant::now();
-                match inner.db.with(|db| verify::verify(db, &inner.db_path)) {
+                let checked = inner
+                    .db
+                    .with(|db| verify::verify(db, &inner.db_path, &inner.block_files));
+                match checked {
                     Ok(r) if r.is_clean() => {
                         tracing::info!(
                             blocks = r.blocks,

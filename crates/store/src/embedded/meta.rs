@@ -24,8 +24,8 @@ pub fn init_tables(db: &Database) -> Result<(), StoreError> {
                     supported: FORMAT_VERSION,
                 })
             }
-            Some(_) => {}
-            None => {
+            Some(v) if v == FORMAT_VERSION => {}
+            _ => {
                 meta.insert("format_version", FORMAT_VERSION)
                     .map_err(engine)?;
             }
@@ -33,6 +33,7 @@ pub fn init_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(SERIES).map_err(engine)?;
         txn.open_table(LAST_SEEN).map_err(engine)?;
         txn.open_table(BLOCKS).map_err(engine)?;
+        txn.open_table(BLOCK_FILES).map_err(engine)?;
         txn.open_table(BATCHES).map_err(engine)?;
         txn.open_table(BATCH_EXPIRY).map_err(engine)?;
         txn.open_table(KEYS).map_err(engine)?;

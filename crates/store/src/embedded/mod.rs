@@ -14,6 +14,7 @@
 //! never sees a minute twice or not at all.
 
 mod alerts;
+mod block_files;
 mod blocks;
 mod checkpoint;
 mod db;
@@ -31,6 +32,7 @@ mod writer;
 
 use read::{overlay, BlocksTable};
 
+pub use block_files::read_stored as read_stored_block;
 pub use blocks::{set_block_cache_capacity, DEFAULT_BLOCK_CACHE_BYTES};
 pub use verify::VerifyReport;
 
@@ -121,6 +123,8 @@ struct Inner {
     head: Arc<RwLock<Head>>,
     /// Held shared by reads while they snapshot, exclusively by a commit.
     gate: RwLock<()>,
+    /// Where the blocks are; redb names their places.
+    block_files: block_files::BlockFiles,
     batches: Mutex<HashMap<u128, BatchState>>,
     tx: Mutex<Option<SyncSender<WalMsg>>>,
     /// A frozen generation whose checkpoint failed, with its sealed segment.
@@ -453,6 +457,15 @@ impl Store for EmbeddedStore {
         // frame in the copy is cut on restore, as after a crash).
         let _writer = inner.writer_lock();
         std::fs::copy(&inner.db_path, dest.join("minutely.redb")).map_err(StoreError::from_io)?;
+        // Block files are never changed once written, and none is deleted
+        // while the writer lock is held: each copy is whole.
+        let files_dest = dest.join(block_files::DIR);
+        std::fs::create_dir_all(&files_dest).map_err(StoreError::from_io)?;
+        for entry in std::fs::read_dir(inner.block_files.dir())? {
+            let entry = entry?;
+            std::fs::copy(entry.path(), files_dest.join(entry.file_name()))
+                .map_err(StoreError::from_io)?;
+        }
         for entry in std::fs::read_dir(&inner.wal_dir)? {
             let entry = entry?;
             std::fs::copy(entry.path(), dest.join("wal").join(entry.file_name()))
@@ -462,12 +475,14 @@ impl Store for EmbeddedStore {
         File::open(dest.join("minutely.redb"))?
             .sync_all()
             .map_err(StoreError::from_io)?;
-        for entry in std::fs::read_dir(dest.join("wal"))? {
-            File::open(entry?.path())?
-                .sync_all()
-                .map_err(StoreError::from_io)?;
+        for dir in [dest.join("wal"), files_dest] {
+            for entry in std::fs::read_dir(&dir)? {
+                File::open(entry?.path())?
+                    .sync_all()
+                    .map_err(StoreError::from_io)?;
+            }
+            File::open(dir)?.sync_all()?;
         }
-        File::open(dest.join("wal"))?.sync_all()?;
         File::open(dest)?.sync_all()?;
         Ok(())
     }
@@ -477,10 +492,11 @@ impl Store for EmbeddedStore {
         let index = inner.index.read().unwrap_or_else(|p| p.into_inner());
         let db_bytes = std::fs::metadata(&inner.db_path).map_or(0, |m| m.len());
         let wal_bytes = dir_bytes(&inner.wal_dir);
+        let block_bytes = dir_bytes(inner.block_files.dir());
         StoreStats {
             series: index.len(),
             apps: index.apps(),
-            disk_bytes: db_bytes + wal_bytes,
+            disk_bytes: db_bytes + wal_bytes + block_bytes,
             wal_bytes,
             open_minutes: inner
                 .head
@@ -506,7 +522,9 @@ impl Store for EmbeddedStore {
             lock.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
             cv.notify_all();
         }
-        let result = self.inner.checkpoint();
+        let result = self
+            .inner
+            .checkpoint_collecting(block_files::Collect::STOPPING);
         self.inner
             .tx
             .lock()
@@ -553,6 +571,8 @@ fn dir_bytes(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+#[cfg(test)]
+mod block_files_tests;
 #[cfg(test)]
 mod dist_tests;
 #[cfg(test)]

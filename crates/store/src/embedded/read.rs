@@ -60,9 +60,10 @@ impl Inner {
         T: Clone + Send + Sync,
         S: Send,
     {
-        let (txn, head_minutes) = {
+        let (txn, files, head_minutes) = {
             let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
             let txn = db.begin_read().map_err(engine)?;
+            let files = self.block_files.snapshot();
             let head = self.head.read().unwrap_or_else(|p| p.into_inner());
             // Head minutes of the buckets in range: from the start of `from`'s bucket.
             let lo = minutely_core::time::floor_to(from, res.secs());
@@ -70,7 +71,7 @@ impl Inner {
                 .iter()
                 .map(|&sid| head.collect(sid, lo, to, &from_head))
                 .collect();
-            (txn, minutes)
+            (txn, files, minutes)
         };
         // Decoding blocks is the cost of a wide query: spread the series
         // over the cores (each thread opens its own table in the snapshot).
@@ -82,7 +83,10 @@ impl Inner {
             .collect();
         type Job<'a, T> = (&'a [SeriesId], &'a [Vec<(i64, T)>]);
         let read_chunk = |(ids, heads): Job<'_, T>| -> Result<Vec<S>, StoreError> {
-            let table = txn.open_table(tables::BLOCKS).map_err(engine)?;
+            let table = blocks::Source {
+                table: txn.open_table(tables::BLOCKS).map_err(engine)?,
+                files: files.clone(),
+            };
             let mut state = new_state();
             ids.iter()
                 .zip(heads)
@@ -205,8 +209,8 @@ impl Inner {
     }
 }
 
-/// The blocks table as a read sees it.
-pub(super) type BlocksTable = redb::ReadOnlyTable<(u64, u8, u32), &'static [u8]>;
+/// The blocks as a read sees them.
+pub(super) type BlocksTable = blocks::Source<redb::ReadOnlyTable<(u64, u8, u32), &'static [u8]>>;
 
 /// Threads a wide read spreads over: the cores, up to 8. Asked once:
 /// the standard library reads the cgroup's CPU quota files at every call.

@@ -3,15 +3,20 @@
 use crate::StoreError;
 use redb::TableDefinition;
 
-/// Bumped when the layout changes; older layouts stay readable.
-pub const FORMAT_VERSION: u64 = 1;
+/// Bumped when the layout changes; older layouts stay readable (and are
+/// marked with this version at open, as this build may write what an
+/// older one cannot read: version 2 keeps blocks in block files).
+pub const FORMAT_VERSION: u64 = 2;
 
 /// series id -> JSON series definition.
 pub const SERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("series");
 /// series id -> newest minute with data.
 pub const LAST_SEEN: TableDefinition<u64, i64> = TableDefinition::new("last_seen");
-/// (series id, resolution code, block number) -> encoded block.
+/// (series id, resolution code, block number) -> encoded block, or its
+/// place in a block file (`block_files::BlockRef`).
 pub const BLOCKS: TableDefinition<(u64, u8, u32), &[u8]> = TableDefinition::new("blocks");
+/// block file id -> (live bytes, length): what checkpoints collect.
+pub const BLOCK_FILES: TableDefinition<u64, (u64, u64)> = TableDefinition::new("block_files");
 /// 128-bit hash of (app, env, batch key) -> (unix seconds, points accepted).
 pub const BATCHES: TableDefinition<u128, (i64, u64)> = TableDefinition::new("batches");
 /// (unix seconds, batch hash) -> (): expiry order of `BATCHES`.

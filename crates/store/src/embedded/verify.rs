@@ -4,6 +4,7 @@
 //! (docs/format.md), so a flipped bit in stored numbers is found here
 //! instead of being read back as a wrong value.
 
+use super::block_files::{BlockFiles, Stored};
 use super::blocks;
 use super::tables::{engine, BLOCKS};
 use crate::StoreError;
@@ -30,18 +31,33 @@ impl VerifyReport {
 /// Reads every block in one read transaction. Damaged blocks are listed,
 /// not returned as an error, so one bad block does not hide the others;
 /// an `Err` means the table itself could not be read.
-pub fn verify(db: &Database, db_path: &Path) -> Result<VerifyReport, StoreError> {
+pub fn verify(
+    db: &Database,
+    db_path: &Path,
+    block_files: &BlockFiles,
+) -> Result<VerifyReport, StoreError> {
     // A damaged page can make redb panic while iterating: report the file.
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut report = VerifyReport::default();
-        let txn = db.begin_read().map_err(engine)?;
+        // Files deleted after this snapshot stay readable through the set.
+        let (txn, files) = (db.begin_read().map_err(engine)?, block_files.snapshot());
         let table = txn.open_table(BLOCKS).map_err(engine)?;
         for entry in table.iter().map_err(engine)? {
             let (k, v) = entry.map_err(engine)?;
-            let (key, bytes) = (k.value(), v.value());
+            let key = k.value();
             report.blocks += 1;
+            let (file, bytes) = match files.stored(v.value()) {
+                Stored::Inline(bytes) => (db_path.to_path_buf(), bytes.to_vec()),
+                Stored::InFile(place, _) => match files.read(place) {
+                    Ok(bytes) => (files.path(place.file), bytes),
+                    Err(e) => {
+                        report.damaged.push(e.to_string());
+                        continue;
+                    }
+                },
+            };
             report.bytes += bytes.len() as u64;
-            if let Err(e) = blocks::decode(db_path, key, bytes) {
+            if let Err(e) = blocks::decode(&file, key, &bytes) {
                 report.damaged.push(e.to_string());
             }
         }

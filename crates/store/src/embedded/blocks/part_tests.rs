@@ -3,7 +3,8 @@
 //! answered from what was kept of its old bytes.
 
 use super::*;
-use crate::embedded::tables::BLOCKS;
+use crate::embedded::block_files::BlockFiles;
+use crate::embedded::tables::{BLOCKS, BLOCK_FILES};
 use minutely_core::GaugeAgg;
 use proptest::prelude::*;
 use redb::backends::InMemoryBackend;
@@ -18,18 +19,45 @@ fn fresh_sid() -> SeriesId {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-fn db() -> Database {
-    Database::builder()
-        .create_with_backend(InMemoryBackend::new())
-        .unwrap()
+/// A database in memory with its block files in a temporary directory.
+struct Db {
+    db: Database,
+    files: BlockFiles,
+    _dir: tempfile::TempDir,
 }
 
-fn write(db: &Database, sid: SeriesId, block: u32, slots: Vec<(u16, Agg)>) {
+fn db() -> Db {
+    let db = Database::builder()
+        .create_with_backend(InMemoryBackend::new())
+        .unwrap();
     let tx = db.begin_write().unwrap();
+    tx.open_table(BLOCKS).unwrap();
+    tx.open_table(BLOCK_FILES).unwrap();
+    tx.commit().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = BlockFiles::open(dir.path(), &db).unwrap();
+    Db {
+        db,
+        files,
+        _dir: dir,
+    }
+}
+
+impl std::ops::Deref for Db {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        &self.db
+    }
+}
+
+fn write(db: &Db, sid: SeriesId, block: u32, slots: Vec<(u16, Agg)>) {
+    let tx = db.begin_write().unwrap();
+    let mut writes = db.files.writes();
     {
         let mut t = tx.open_table(BLOCKS).unwrap();
         upsert(
             &mut t,
+            &mut writes,
             Path::new("t"),
             sid,
             Resolution::Minute,
@@ -39,7 +67,20 @@ fn write(db: &Database, sid: SeriesId, block: u32, slots: Vec<(u16, Agg)>) {
         )
         .unwrap();
     }
+    let prepared = writes.prepare(&tx).unwrap();
     tx.commit().unwrap();
+    db.files.committed(&prepared).delete_files();
+}
+
+/// The blocks as a read sees them.
+fn source(
+    db: &Db,
+    tx: &redb::ReadTransaction,
+) -> crate::embedded::read::BlocksTable {
+    Source {
+        table: tx.open_table(BLOCKS).unwrap(),
+        files: db.files.snapshot(),
+    }
 }
 
 fn bits(v: &[(i64, Slim)]) -> Vec<(i64, u64, i64)> {
@@ -49,9 +90,9 @@ fn bits(v: &[(i64, Slim)]) -> Vec<(i64, u64, i64)> {
 /// Every part of the series' first two blocks read as parts, three times
 /// over (inflated, then from the kept payload, then from the kept part),
 /// against the parts of whole slots.
-fn check_parts(db: &Database, sid: SeriesId) -> Result<(), TestCaseError> {
+fn check_parts(db: &Db, sid: SeriesId) -> Result<(), TestCaseError> {
     let tx = db.begin_read().unwrap();
-    let t = tx.open_table(BLOCKS).unwrap();
+    let t = source(db, &tx);
     let mut reader = PartReader::default();
     // Whole blocks, and a range that cuts both within a slot.
     for (from, to) in [(0, 2 * 86_400), (29_990, 130_017), (29_990, 43_217)] {
@@ -119,7 +160,7 @@ fn a_rewritten_block_is_not_answered_from_the_cache() {
     // the block, and a read of maxes must see the new numbers.
     write(&db, sid, 0, run(7.5).collect());
     let tx = db.begin_read().unwrap();
-    let t = tx.open_table(BLOCKS).unwrap();
+    let t = source(&db, &tx);
     let mut reader = PartReader::default();
     let (m, p) = (Resolution::Minute, Path::new("t"));
     let got = read_range_part(&t, p, sid, m, 0, 86_400, Part::Max, &mut reader).unwrap();

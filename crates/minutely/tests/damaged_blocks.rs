@@ -26,11 +26,19 @@ fn minute_blocks(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
         .map(|e| e.unwrap())
         .filter(|(k, _)| k.value().1 == 0)
         .map(|(_, v)| {
+            // A place: 0x80, then file, offset and length as LEB128.
             let v = v.value();
-            assert_eq!((v.len(), v[0]), (21, 0x80), "a block's place");
-            let file = u64::from_le_bytes(v[1..9].try_into().unwrap());
-            let offset = u64::from_le_bytes(v[9..17].try_into().unwrap()) as usize;
-            let len = u32::from_le_bytes(v[17..21].try_into().unwrap()) as usize;
+            assert_eq!(v[0], 0x80, "a block's place");
+            let mut nums = v[1..].split_inclusive(|b| b & 0x80 == 0).map(|n| {
+                n.iter()
+                    .rev()
+                    .fold(0u64, |acc, b| (acc << 7) | u64::from(b & 0x7F))
+            });
+            let (file, offset, len) = (
+                nums.next().unwrap(),
+                nums.next().unwrap() as usize,
+                nums.next().unwrap() as usize,
+            );
             let path = dir.join("blocks").join(format!("{file:016}.blk"));
             let bytes = std::fs::read(&path).unwrap()[offset..offset + len].to_vec();
             (path, bytes)

@@ -158,4 +158,12 @@ fn version_1_data_directory_opens_with_the_same_numbers() {
         points: vec![(0, point(Kind::Counter, "order_count", T0, 1.0))],
     };
     assert!(store.push(again).unwrap().duplicate);
+    drop(store);
+    // Blocks written from now on are in block files, which a build of
+    // version 1 cannot read: the directory says version 2.
+    let db = redb::Database::open(tmp.path().join("minutely.redb")).unwrap();
+    let txn = db.begin_read().unwrap();
+    let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
+    let version = txn.open_table(meta).unwrap().get("format_version").unwrap();
+    assert_eq!(version.map(|v| v.value()), Some(2));
 }

@@ -34,10 +34,10 @@ pub const MAGIC: &[u8; 8] = b"MNTBLKS1";
 /// First byte of a `blocks` value that is a place in a block file rather
 /// than the block itself (whose first byte is its version, 1).
 pub const REF_TAG: u8 = 0x80;
-/// Length of an encoded [`BlockRef`].
-pub const REF_LEN: usize = 21;
-/// Length of a [`Stored::identity`] of a block in a file.
-const IDENTITY_LEN: usize = REF_LEN + 8;
+/// Longest encoded [`BlockRef`]: the tag and three LEB128 numbers.
+pub const MAX_REF_LEN: usize = 1 + 10 + 10 + 5;
+/// Length of a [`Stored::identity`] of a block in a file, at most.
+const IDENTITY_LEN: usize = 8 + MAX_REF_LEN;
 
 /// Buffered bytes of a file being written before they go to the kernel.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -50,26 +50,67 @@ pub struct BlockRef {
     pub len: u32,
 }
 
+/// A place as stored in `blocks`: the tag, then file, offset and length
+/// as unsigned LEB128 (7 to 11 bytes for a day block).
+#[derive(Clone, Copy)]
+pub struct EncodedRef {
+    bytes: [u8; MAX_REF_LEN],
+    len: u8,
+}
+
+impl EncodedRef {
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
 impl BlockRef {
-    pub fn encode(&self) -> [u8; REF_LEN] {
-        let mut out = [0; REF_LEN];
-        out[0] = REF_TAG;
-        out[1..9].copy_from_slice(&self.file.to_le_bytes());
-        out[9..17].copy_from_slice(&self.offset.to_le_bytes());
-        out[17..21].copy_from_slice(&self.len.to_le_bytes());
+    pub fn encode(&self) -> EncodedRef {
+        let mut out = EncodedRef {
+            bytes: [0; MAX_REF_LEN],
+            len: 1,
+        };
+        out.bytes[0] = REF_TAG;
+        for mut v in [self.file, self.offset, u64::from(self.len)] {
+            loop {
+                let byte = (v & 0x7F) as u8;
+                v >>= 7;
+                out.bytes[usize::from(out.len)] = byte | if v == 0 { 0 } else { 0x80 };
+                out.len += 1;
+                if v == 0 {
+                    break;
+                }
+            }
+        }
         out
     }
 
-    /// The place a `blocks` value names, if it names one.
+    /// The place a `blocks` value names, if it names one (the tag and
+    /// three numbers, nothing after).
     pub fn decode(value: &[u8]) -> Option<BlockRef> {
-        if value.len() != REF_LEN || value[0] != REF_TAG {
+        let (&tag, mut rest) = value.split_first()?;
+        if tag != REF_TAG {
             return None;
         }
-        let u64_at = |i: usize| u64::from_le_bytes(value[i..i + 8].try_into().expect("8 bytes"));
+        let mut next = || -> Option<u64> {
+            let mut v = 0u64;
+            for (i, &b) in rest.iter().enumerate().take(10) {
+                v |= u64::from(b & 0x7F).checked_shl(7 * i as u32)?;
+                if b & 0x80 == 0 {
+                    rest = &rest[i + 1..];
+                    return Some(v);
+                }
+            }
+            None
+        };
+        let (file, offset, len) = (next()?, next()?, next()?);
+        if !rest.is_empty() {
+            return None;
+        }
         Some(BlockRef {
-            file: u64_at(1),
-            offset: u64_at(9),
-            len: u32::from_le_bytes(value[17..21].try_into().expect("4 bytes")),
+            file,
+            offset,
+            len: u32::try_from(len).ok()?,
         })
     }
 }
@@ -118,8 +159,8 @@ impl FileSet {
             Some(place) => {
                 let mut identity = [0; IDENTITY_LEN];
                 identity[..8].copy_from_slice(&self.nonce.to_le_bytes());
-                identity[8..].copy_from_slice(value);
-                Stored::InFile(place, identity)
+                identity[8..8 + value.len()].copy_from_slice(value);
+                Stored::InFile(place, identity, 8 + value.len() as u8)
             }
         }
     }
@@ -173,7 +214,8 @@ fn next_nonce() -> u64 {
 /// A `blocks` value as read: the block itself, or its place in a file.
 pub enum Stored<'v> {
     Inline(&'v [u8]),
-    InFile(BlockRef, [u8; IDENTITY_LEN]),
+    /// The place, and the identity's bytes and length.
+    InFile(BlockRef, [u8; IDENTITY_LEN], u8),
 }
 
 impl Stored<'_> {
@@ -183,7 +225,7 @@ impl Stored<'_> {
     pub fn identity(&self) -> &[u8] {
         match self {
             Stored::Inline(bytes) => bytes,
-            Stored::InFile(_, identity) => identity,
+            Stored::InFile(_, identity, len) => &identity[..usize::from(*len)],
         }
     }
 
@@ -191,7 +233,7 @@ impl Stored<'_> {
     pub fn bytes(&self, files: &FileSet) -> Result<Cow<'_, [u8]>, StoreError> {
         match self {
             Stored::Inline(bytes) => Ok(Cow::Borrowed(bytes)),
-            Stored::InFile(place, _) => files.read(*place).map(Cow::Owned),
+            Stored::InFile(place, ..) => files.read(*place).map(Cow::Owned),
         }
     }
 }
@@ -424,7 +466,7 @@ impl BlockWrites<'_> {
     }
 
     /// Appends `block` to this transaction's file; the value to store.
-    pub fn put(&mut self, block: &[u8]) -> Result<[u8; REF_LEN], StoreError> {
+    pub fn put(&mut self, block: &[u8]) -> Result<EncodedRef, StoreError> {
         if self.out.is_none() {
             let id = self.owner.next_id.fetch_add(1, Ordering::Relaxed);
             let path = self.owner.dir.join(file_name(id));
@@ -517,7 +559,7 @@ impl BlockWrites<'_> {
             let block = self.files.read(place)?;
             let value = self.put(&block)?;
             blocks.insert(key, value.as_slice()).map_err(engine)?;
-            self.release(&place.encode());
+            self.release(place.encode().as_slice());
         }
         self.collected.extend(picked);
         Ok(())
@@ -605,16 +647,32 @@ mod tests {
             offset: 1 << 40,
             len: 1_700,
         };
-        assert_eq!(BlockRef::decode(&place.encode()), Some(place));
+        assert_eq!(BlockRef::decode(place.encode().as_slice()), Some(place));
+        let small = BlockRef {
+            file: 3,
+            offset: 100_000,
+            len: 900,
+        };
+        assert_eq!(small.encode().as_slice().len(), 7);
+        let widest = BlockRef {
+            file: u64::MAX,
+            offset: u64::MAX,
+            len: u32::MAX,
+        };
+        assert_eq!(widest.encode().as_slice().len(), MAX_REF_LEN);
+        assert_eq!(BlockRef::decode(widest.encode().as_slice()), Some(widest));
         // A block starts with its version (1), never the tag.
         let block = crate::codec::encode_block(
             minutely_core::Kind::Counter,
             &[(0, minutely_core::Agg::Counter(1.0))],
         );
         assert_eq!(BlockRef::decode(&block), None);
-        let mut short = place.encode().to_vec();
+        let mut short = place.encode().as_slice().to_vec();
         short.pop();
         assert_eq!(BlockRef::decode(&short), None);
+        let mut long = place.encode().as_slice().to_vec();
+        long.push(0);
+        assert_eq!(BlockRef::decode(&long), None);
     }
 
     #[test]

@@ -288,7 +288,7 @@ fn a_snapshot_reads_files_deleted_after_it_began() {
     let mut read = 0;
     for e in table.iter().unwrap() {
         let (k, v) = e.unwrap();
-        let Stored::InFile(place, _) = files.stored(v.value()) else {
+        let Stored::InFile(place, ..) = files.stored(v.value()) else {
             panic!("inline block");
         };
         assert!(old.contains(&place.file));
@@ -297,4 +297,25 @@ fn a_snapshot_reads_files_deleted_after_it_began() {
         read += 1;
     }
     assert_eq!(read, 30, "minute, hour and day block of 10 series");
+}
+
+#[test]
+fn a_directory_of_a_newer_format_is_refused_before_anything_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap());
+    {
+        let db = redb::Database::open(dir.path().join("minutely.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(tables::META)
+            .unwrap()
+            .insert("format_version", tables::FORMAT_VERSION + 1)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    match EmbeddedStore::open(EmbeddedConfig::new(dir.path())) {
+        Err(StoreError::NewerFormat { found, supported }) => {
+            assert_eq!((found, supported), (3, 2))
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
 }

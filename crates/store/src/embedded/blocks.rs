@@ -85,7 +85,7 @@ impl Block<'_> {
     fn file(&self) -> PathBuf {
         match &self.stored {
             Stored::Inline(_) => self.db_path.to_path_buf(),
-            Stored::InFile(place, _) => self.files.path(place.file),
+            Stored::InFile(place, ..) => self.files.path(place.file),
         }
     }
 

@@ -48,7 +48,7 @@ pub fn verify(
             report.blocks += 1;
             let (file, bytes) = match files.stored(v.value()) {
                 Stored::Inline(bytes) => (db_path.to_path_buf(), bytes.to_vec()),
-                Stored::InFile(place, _) => match files.read(place) {
+                Stored::InFile(place, ..) => match files.read(place) {
                     Ok(bytes) => (files.path(place.file), bytes),
                     Err(e) => {
                         report.damaged.push(e.to_string());

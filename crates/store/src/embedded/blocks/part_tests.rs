@@ -73,10 +73,7 @@ fn write(db: &Db, sid: SeriesId, block: u32, slots: Vec<(u16, Agg)>) {
 }
 
 /// The blocks as a read sees them.
-fn source(
-    db: &Db,
-    tx: &redb::ReadTransaction,
-) -> crate::embedded::read::BlocksTable {
+fn source(db: &Db, tx: &redb::ReadTransaction) -> crate::embedded::read::BlocksTable {
     Source {
         table: tx.open_table(BLOCKS).unwrap(),
         files: db.files.snapshot(),

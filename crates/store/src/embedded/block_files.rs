@@ -675,6 +675,26 @@ mod tests {
         assert_eq!(BlockRef::decode(&long), None);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_place_round_trips(file: u64, offset: u64, len: u32) {
+            let place = BlockRef { file, offset, len };
+            let encoded = place.encode();
+            proptest::prop_assert_eq!(BlockRef::decode(encoded.as_slice()), Some(place));
+            proptest::prop_assert!(encoded.as_slice().len() <= MAX_REF_LEN);
+        }
+
+        #[test]
+        fn any_bytes_decode_without_panic(tagged: bool, rest: Vec<u8>) {
+            // Whatever a damaged value holds: a place or nothing.
+            let bytes: Vec<u8> = tagged.then_some(REF_TAG).into_iter().chain(rest).collect();
+            if let Some(place) = BlockRef::decode(&bytes) {
+                proptest::prop_assert_eq!(bytes[0], REF_TAG);
+                proptest::prop_assert_eq!(BlockRef::decode(place.encode().as_slice()), Some(place));
+            }
+        }
+    }
+
     #[test]
     fn file_names_parse_back() {
         assert_eq!(parse_name(&file_name(42)), Some(42));

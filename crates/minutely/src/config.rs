@@ -139,6 +139,7 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
     }
     let mut store = EmbeddedConfig::new(data_dir);
     store.retention = retention;
+    store.max_open_minutes = memory::default_open_minutes(memory::available());
     if let Some(n) = args.max_series_per_app.or(file.max_series_per_app) {
         if n == 0 {
             bail!("max_series_per_app must be at least 1");

@@ -1,5 +1,5 @@
 //! How much memory this process may use (the machine's, or its cgroup's
-//! limit when lower), to size the block cache's default by it.
+//! limit when lower), to size the block cache and the head by it.
 
 use std::path::Path;
 
@@ -13,6 +13,19 @@ pub fn default_block_cache_bytes(memory: Option<u64>) -> usize {
     match memory {
         Some(bytes) => (bytes / 8).clamp(64 * MIB, 2_048 * MIB) as usize,
         None => 256 << 20,
+    }
+}
+
+/// Open series-minutes before an early checkpoint: a sixty-fourth of the
+/// memory available at about 100 bytes a minute, within 1-8 million (1
+/// million when the memory is unknown). A backfill's checkpoints rewrite
+/// the day blocks they touch, so fewer of them push faster; the head's
+/// memory and the log replayed after a crash grow with it.
+pub fn default_open_minutes(memory: Option<u64>) -> usize {
+    const MINUTE_BYTES: u64 = 100;
+    match memory {
+        Some(bytes) => (bytes / 64 / MINUTE_BYTES).clamp(1_000_000, 8_000_000) as usize,
+        None => 1_000_000,
     }
 }
 
@@ -58,6 +71,15 @@ mod tests {
         assert_eq!(default_block_cache_bytes(Some(4 * GIB)), 512 << 20);
         assert_eq!(default_block_cache_bytes(Some(GIB / 4)), 64 << 20);
         assert_eq!(default_block_cache_bytes(None), 256 << 20);
+    }
+
+    #[test]
+    fn open_minutes_a_sixty_fourth_within_bounds() {
+        const GIB: u64 = 1 << 30;
+        assert_eq!(default_open_minutes(Some(24 * GIB)), 4_026_531);
+        assert_eq!(default_open_minutes(Some(4 * GIB)), 1_000_000);
+        assert_eq!(default_open_minutes(Some(256 * GIB)), 8_000_000);
+        assert_eq!(default_open_minutes(None), 1_000_000);
     }
 
     #[test]

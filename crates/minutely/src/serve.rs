@@ -37,7 +37,11 @@ async fn serve(cfg: Config) -> Result<()> {
         ),
         None => {
             minutely_store::embedded::set_block_cache_capacity(cfg.block_cache_bytes);
-            tracing::info!("block cache: {} MiB", cfg.block_cache_bytes >> 20);
+            tracing::info!(
+                "block cache: {} MiB; early checkpoint above {} open series-minutes",
+                cfg.block_cache_bytes >> 20,
+                cfg.store.max_open_minutes
+            );
             let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(cfg.store))
                 .await?
                 .with_context(|| format!("opening data directory {location}"))?;

@@ -20,11 +20,7 @@ mod layout;
 mod tests;
 mod varint;
 
-use flate2::read::DeflateDecoder;
-use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
-use miniz_oxide::inflate::TINFLStatus;
 use minutely_core::{Agg, Kind, Part, Slim};
-use std::io::Read;
 
 pub use decoded::DecodedPart;
 pub use layout::DistSlot;
@@ -82,11 +78,9 @@ pub fn decode_block(bytes: &[u8]) -> Result<(Kind, Vec<(u16, Agg)>), CodecError>
     Ok((kind, layout::decode(kind, &payload)?))
 }
 
-/// What a reader of parts keeps from block to block: the inflater (its
-/// tables are kilobytes; restarting it costs nothing) and the buffers.
+/// What a reader of parts keeps from block to block: the buffers.
 #[derive(Default)]
 pub struct PartReader {
-    inflater: Box<DecompressorOxide>,
     /// Inflated payload in `payload[..len]`; the rest is spare room.
     payload: Vec<u8>,
     len: usize,
@@ -116,7 +110,7 @@ impl PartReader {
         out: &mut impl FnMut(u16, Slim),
     ) -> Result<(), CodecError> {
         let (kind, deflated) = check_frame(bytes)?;
-        self.len = inflate_into(&mut self.inflater, deflated, &mut self.payload)?;
+        self.len = inflate_into(deflated, &mut self.payload)?;
         let payload = &self.payload[..self.len];
         keep(kind, payload);
         layout::decode_part(kind, payload, part, &mut self.cols, out)
@@ -125,7 +119,7 @@ impl PartReader {
     /// [`PartReader::decode`] into a [`DecodedPart`] to keep.
     pub fn decoded(&mut self, bytes: &[u8], part: Part) -> Result<DecodedPart, CodecError> {
         let (kind, deflated) = check_frame(bytes)?;
-        self.len = inflate_into(&mut self.inflater, deflated, &mut self.payload)?;
+        self.len = inflate_into(deflated, &mut self.payload)?;
         DecodedPart::decode(kind, &self.payload[..self.len], part, &mut self.cols)
     }
 
@@ -155,7 +149,7 @@ impl PartReader {
         out: &mut impl FnMut(u16, DistSlot<'_>),
     ) -> Result<(), CodecError> {
         let (kind, deflated) = check_frame(bytes)?;
-        self.len = inflate_into(&mut self.inflater, deflated, &mut self.payload)?;
+        self.len = inflate_into(deflated, &mut self.payload)?;
         let payload = &self.payload[..self.len];
         keep(kind, payload);
         layout::decode_dists(kind, payload, sketches, &mut self.cols, out)
@@ -211,47 +205,40 @@ fn check_frame(bytes: &[u8]) -> Result<(Kind, &[u8]), CodecError> {
     Ok((kind, &body[2..]))
 }
 
-/// Inflates into `buf` with a reused inflater and returns the length.
-/// The whole payload stays in `buf` (the inflater's window), which grows
-/// by doubling up to the bound and is reused for the next block.
-fn inflate_into(
-    d: &mut DecompressorOxide,
-    mut data: &[u8],
-    buf: &mut Vec<u8>,
-) -> Result<usize, CodecError> {
-    const FLAGS: u32 = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
-    d.init();
-    if buf.len() < 4_096 {
-        buf.resize(4_096, 0);
+/// Inflates into `buf` and returns the payload's length. libdeflate
+/// needs room for the whole payload at once: `buf` keeps the room the last
+/// block needed (it is reused from block to block), starts at four times
+/// the stream, and doubles when short, up to the bound.
+fn inflate_into(data: &[u8], buf: &mut Vec<u8>) -> Result<usize, CodecError> {
+    thread_local! {
+        static INFLATER: std::cell::RefCell<libdeflater::Decompressor> =
+            std::cell::RefCell::new(libdeflater::Decompressor::new());
     }
-    let mut len = 0;
-    loop {
-        let (status, consumed, produced) = decompress(d, data, buf, len, FLAGS);
-        len += produced;
-        if len > MAX_PAYLOAD {
-            return Err(CodecError::TooLarge);
-        }
-        match status {
-            TINFLStatus::Done => return Ok(len),
-            TINFLStatus::HasMoreOutput => {
-                data = data.get(consumed..).unwrap_or_default();
-                // Doubling, but never past the bound plus one byte.
-                let grow = buf
-                    .len()
-                    .min(MAX_PAYLOAD + 1 - buf.len().min(MAX_PAYLOAD))
-                    .max(1);
-                buf.resize(buf.len() + grow, 0);
-            }
-            TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
-                return Err(CodecError::Truncated("the deflate stream"))
-            }
-            other => {
-                return Err(CodecError::Deflate(std::io::Error::other(format!(
-                    "{other:?}"
-                ))))
+    let room = data.len().saturating_mul(4).clamp(4_096, MAX_PAYLOAD + 1);
+    if buf.len() < room {
+        buf.resize(room, 0);
+    }
+    INFLATER.with(|d| {
+        let mut d = d.borrow_mut();
+        loop {
+            match d.deflate_decompress(data, buf) {
+                Ok(n) if n > MAX_PAYLOAD => return Err(CodecError::TooLarge),
+                Ok(n) => return Ok(n),
+                Err(libdeflater::DecompressionError::InsufficientSpace) => {
+                    if buf.len() > MAX_PAYLOAD {
+                        return Err(CodecError::TooLarge);
+                    }
+                    let grown = (buf.len() * 2).min(MAX_PAYLOAD + 1);
+                    buf.resize(grown, 0);
+                }
+                Err(libdeflater::DecompressionError::BadData) => {
+                    return Err(CodecError::Deflate(std::io::Error::other(
+                        "not a valid deflate stream (damaged or cut short)",
+                    )))
+                }
             }
         }
-    }
+    })
 }
 
 /// libdeflate's levels, by kind. Gauge and counter columns are varints
@@ -322,12 +309,7 @@ fn stored_deflate(payload: &[u8]) -> Vec<u8> {
 
 fn inflate(data: &[u8]) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::new();
-    DeflateDecoder::new(data)
-        .take(MAX_PAYLOAD as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(CodecError::Deflate)?;
-    if out.len() > MAX_PAYLOAD {
-        return Err(CodecError::TooLarge);
-    }
+    let len = inflate_into(data, &mut out)?;
+    out.truncate(len);
     Ok(out)
 }

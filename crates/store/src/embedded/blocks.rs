@@ -136,7 +136,9 @@ pub fn upsert(
     let (existing, old) = match table.get(key).map_err(engine)? {
         Some(v) => {
             let value = v.value();
-            let slots = decode(&writes.file_of(value, db_path), key, &writes.block(value)?)?;
+            let slots = decode_block(&writes.block(value)?)
+                .map(|(_, slots)| slots)
+                .map_err(|e| damaged(&writes.file_of(value, db_path), key, e))?;
             (slots, Some(value.to_vec()))
         }
         None => (Vec::new(), None),

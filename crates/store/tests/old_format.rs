@@ -1,8 +1,10 @@
-//! A data directory written by format version 1 (testdata/datadir-v1) must
-//! open in every later version with the same numbers: some in redb blocks,
+//! Data directories written by each format version (testdata/datadir-v1:
+//! blocks inside redb; testdata/datadir-v2: blocks in block files) must
+//! open in every later version with the same numbers: some in blocks,
 //! some only in the write-ahead log, and a remembered batch key.
-//! `MINUTELY_WRITE_DATADIR=1` rewrites the fixture (only when the format
-//! changes on purpose, with a new version number and a new fixture beside it).
+//! `MINUTELY_WRITE_DATADIR=1` writes the fixture of the current version
+//! (only when the format changes on purpose, with a new version number and
+//! a new fixture beside the old ones).
 
 use minutely_core::{Agg, Kind, Point, PointValue, Tags};
 use minutely_store::embedded::{EmbeddedConfig, EmbeddedStore};
@@ -14,8 +16,11 @@ use std::path::{Path, PathBuf};
 /// with a retention long enough that nothing expires.
 const T0: i64 = 1_795_600_800;
 
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/datadir-v1")
+/// The format version this build writes.
+const CURRENT: u64 = 2;
+
+fn fixture(version: u64) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../testdata/datadir-v{version}"))
 }
 
 fn config(dir: &Path) -> EmbeddedConfig {
@@ -45,17 +50,28 @@ fn push(store: &EmbeddedStore, batch: Option<&str>, points: Vec<Point>) {
     store.push(req).unwrap();
 }
 
-/// Unpacks the fixture (`minutely.redb.gz` and `wal/`) into `to`.
+/// Unpacks the fixture (`minutely.redb.gz`, `wal/` and, from version 2,
+/// `blocks/`) into `to`.
 fn unpack(from: &Path, to: &Path) {
     std::fs::create_dir_all(to.join("wal")).unwrap();
+    copy_dir(&from.join("blocks"), &to.join("blocks"));
     let mut raw = Vec::new();
     flate2::read::GzDecoder::new(std::fs::File::open(from.join("minutely.redb.gz")).unwrap())
         .read_to_end(&mut raw)
         .unwrap();
     std::fs::write(to.join("minutely.redb"), raw).unwrap();
-    for e in std::fs::read_dir(from.join("wal")).unwrap() {
+    copy_dir(&from.join("wal"), &to.join("wal"));
+}
+
+/// Copies the files of `from`, if it exists, into `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return;
+    };
+    std::fs::create_dir_all(to).unwrap();
+    for e in entries {
         let e = e.unwrap();
-        std::fs::copy(e.path(), to.join("wal").join(e.file_name())).unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
 
@@ -95,28 +111,35 @@ fn write_fixture() {
             point(Kind::Counter, "refund_count", T0 + 3_000, 2.0),
         ],
     );
-    let out = fixture();
+    let out = fixture(CURRENT);
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(out.join("wal")).unwrap();
+    copy_dir(&tmp.path().join("blocks"), &out.join("blocks"));
     // Gzipped: a fresh redb file is mostly zeros.
     let raw = std::fs::read(tmp.path().join("minutely.redb")).unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     gz.write_all(&raw).unwrap();
     std::fs::write(out.join("minutely.redb.gz"), gz.finish().unwrap()).unwrap();
-    for e in std::fs::read_dir(tmp.path().join("wal")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), out.join("wal").join(e.file_name())).unwrap();
-    }
+    copy_dir(&tmp.path().join("wal"), &out.join("wal"));
     drop(store);
 }
 
 #[test]
 fn version_1_data_directory_opens_with_the_same_numbers() {
+    opens_with_the_same_numbers(1);
+}
+
+#[test]
+fn version_2_data_directory_opens_with_the_same_numbers() {
     if std::env::var_os("MINUTELY_WRITE_DATADIR").is_some() {
         write_fixture();
     }
+    opens_with_the_same_numbers(2);
+}
+
+fn opens_with_the_same_numbers(version: u64) {
     let tmp = tempfile::tempdir().unwrap();
-    unpack(&fixture(), tmp.path());
+    unpack(&fixture(version), tmp.path());
     let store = EmbeddedStore::open(config(tmp.path())).unwrap();
     let read = |name: &str, res: Resolution| {
         let ids: Vec<_> = store
@@ -160,10 +183,10 @@ fn version_1_data_directory_opens_with_the_same_numbers() {
     assert!(store.push(again).unwrap().duplicate);
     drop(store);
     // Blocks written from now on are in block files, which a build of
-    // version 1 cannot read: the directory says version 2.
+    // version 1 cannot read: the directory says the current version.
     let db = redb::Database::open(tmp.path().join("minutely.redb")).unwrap();
     let txn = db.begin_read().unwrap();
     let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");
     let version = txn.open_table(meta).unwrap().get("format_version").unwrap();
-    assert_eq!(version.map(|v| v.value()), Some(2));
+    assert_eq!(version.map(|v| v.value()), Some(CURRENT));
 }

@@ -89,7 +89,8 @@ impl BlockRef {
     /// three numbers, nothing after).
     pub fn decode(value: &[u8]) -> Option<BlockRef> {
         let (&tag, mut rest) = value.split_first()?;
-        if tag != REF_TAG {
+        // Also bounds what a damaged value can make a reader copy.
+        if tag != REF_TAG || value.len() > MAX_REF_LEN {
             return None;
         }
         let mut next = || -> Option<u64> {
@@ -162,6 +163,16 @@ impl FileSet {
                 identity[8..8 + value.len()].copy_from_slice(value);
                 Stored::InFile(place, identity, 8 + value.len() as u8)
             }
+        }
+    }
+
+    /// A set of no files.
+    #[cfg(test)]
+    pub fn none() -> FileSet {
+        FileSet {
+            dir: PathBuf::new(),
+            nonce: 0,
+            files: HashMap::new(),
         }
     }
 
@@ -269,7 +280,9 @@ impl BlockFiles {
             };
             highest = highest.max(id);
             if !keep.contains(&id) {
-                tracing::info!("deleting block file {id}, which no checkpoint committed");
+                tracing::info!(
+                    "deleting block file {id}, which the database does not name (left by a checkpoint that never committed, or dead before a crash)"
+                );
                 std::fs::remove_file(entry.path()).map_err(StoreError::from_io)?;
             }
         }
@@ -688,11 +701,25 @@ mod tests {
         fn any_bytes_decode_without_panic(tagged: bool, rest: Vec<u8>) {
             // Whatever a damaged value holds: a place or nothing.
             let bytes: Vec<u8> = tagged.then_some(REF_TAG).into_iter().chain(rest).collect();
+            // As a read meets it: a block, or a place with its identity.
+            let _ = FileSet::none().stored(&bytes).identity().len();
             if let Some(place) = BlockRef::decode(&bytes) {
                 proptest::prop_assert_eq!(bytes[0], REF_TAG);
                 proptest::prop_assert_eq!(BlockRef::decode(place.encode().as_slice()), Some(place));
             }
         }
+    }
+
+    #[test]
+    fn padded_numbers_past_the_longest_place_are_not_a_place() {
+        // Each number padded to 10 bytes (0x80 ... 0x00): 31 bytes in all,
+        // longer than any place this build writes.
+        let padded = |v: u8| [vec![v | 0x80], vec![0x80; 8], vec![0]].concat();
+        let value = [vec![REF_TAG], padded(1), padded(2), padded(3)].concat();
+        assert_eq!(value.len(), 31);
+        assert_eq!(BlockRef::decode(&value), None);
+        // Read as a block (which then fails its checksum), never a panic.
+        assert!(matches!(FileSet::none().stored(&value), Stored::Inline(_)));
     }
 
     #[test]

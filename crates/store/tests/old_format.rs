@@ -1,5 +1,6 @@
 //! Data directories written by each format version (testdata/datadir-v1:
-//! blocks inside redb; testdata/datadir-v2: blocks in block files) must
+//! blocks inside redb; testdata/datadir-v2: blocks in block files;
+//! testdata/datadir-v3: series definitions in series.defs) must
 //! open in every later version with the same numbers: some in blocks,
 //! some only in the write-ahead log, and a remembered batch key.
 //! `MINUTELY_WRITE_DATADIR=1` writes the fixture of the current version
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 const T0: i64 = 1_795_600_800;
 
 /// The format version this build writes.
-const CURRENT: u64 = 2;
+const CURRENT: u64 = 3;
 
 fn fixture(version: u64) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../testdata/datadir-v{version}"))
@@ -50,11 +51,14 @@ fn push(store: &EmbeddedStore, batch: Option<&str>, points: Vec<Point>) {
     store.push(req).unwrap();
 }
 
-/// Unpacks the fixture (`minutely.redb.gz`, `wal/` and, from version 2,
-/// `blocks/`) into `to`.
+/// Unpacks the fixture (`minutely.redb.gz`, `wal/`, from version 2
+/// `blocks/`, from version 3 `series.defs`) into `to`.
 fn unpack(from: &Path, to: &Path) {
     std::fs::create_dir_all(to.join("wal")).unwrap();
     copy_dir(&from.join("blocks"), &to.join("blocks"));
+    if from.join("series.defs").exists() {
+        std::fs::copy(from.join("series.defs"), to.join("series.defs")).unwrap();
+    }
     let mut raw = Vec::new();
     flate2::read::GzDecoder::new(std::fs::File::open(from.join("minutely.redb.gz")).unwrap())
         .read_to_end(&mut raw)
@@ -115,6 +119,7 @@ fn write_fixture() {
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(out.join("wal")).unwrap();
     copy_dir(&tmp.path().join("blocks"), &out.join("blocks"));
+    std::fs::copy(tmp.path().join("series.defs"), out.join("series.defs")).unwrap();
     // Gzipped: a fresh redb file is mostly zeros.
     let raw = std::fs::read(tmp.path().join("minutely.redb")).unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -131,10 +136,15 @@ fn version_1_data_directory_opens_with_the_same_numbers() {
 
 #[test]
 fn version_2_data_directory_opens_with_the_same_numbers() {
+    opens_with_the_same_numbers(2);
+}
+
+#[test]
+fn version_3_data_directory_opens_with_the_same_numbers() {
     if std::env::var_os("MINUTELY_WRITE_DATADIR").is_some() {
         write_fixture();
     }
-    opens_with_the_same_numbers(2);
+    opens_with_the_same_numbers(3);
 }
 
 fn opens_with_the_same_numbers(version: u64) {

@@ -314,8 +314,45 @@ fn a_directory_of_a_newer_format_is_refused_before_anything_is_read() {
     }
     match EmbeddedStore::open(EmbeddedConfig::new(dir.path())) {
         Err(StoreError::NewerFormat { found, supported }) => {
-            assert_eq!((found, supported), (3, 2))
+            assert_eq!((found, supported), (4, 3))
         }
         other => panic!("{:?}", other.map(|_| ())),
     }
+}
+
+#[test]
+fn series_definitions_live_in_their_file_and_a_repeat_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = base();
+    let defs = {
+        let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
+        push(&store, (0..3).map(|s| counter(t0, 1.0, s)).collect());
+        store.checkpoint().unwrap();
+        // Not in redb's table any more.
+        let db = store.inner.db.get().unwrap();
+        let txn = db.begin_read().unwrap();
+        assert_eq!(
+            redb::ReadableTableMetadata::len(&txn.open_table(tables::SERIES).unwrap()).unwrap(),
+            0
+        );
+        let (_, defs) = series_file::SeriesFile::open(dir.path()).unwrap();
+        defs
+    };
+    assert_eq!(defs.len(), 3);
+    // A crash after the append and before the commit: the next checkpoint
+    // appends the same definitions again.
+    let (mut file, _) = series_file::SeriesFile::open(dir.path()).unwrap();
+    file.append(&defs).unwrap();
+    drop(file);
+    let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
+    assert_eq!(store.series_of("shop", Some("prod"), "orders").len(), 3);
+    assert_eq!(sums(&store, t0, t0 + 60), vec![(t0, 3.0)]);
+    // New series get new ids.
+    push(&store, vec![counter(t0, 1.0, 7)]);
+    let ids: BTreeSet<u64> = store
+        .series_of("shop", Some("prod"), "orders")
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids.len(), 4);
 }

@@ -102,14 +102,11 @@ impl Inner {
         collect: Collect,
     ) -> Result<Prepared, StoreError> {
         let mut writes = self.block_files.writes();
-        {
-            let mut series = txn.open_table(SERIES).map_err(engine)?;
-            for def in &gen.series {
-                let json =
-                    serde_json::to_vec(def).map_err(|e| StoreError::Engine(e.to_string()))?;
-                series.insert(def.id, json.as_slice()).map_err(engine)?;
-            }
-        }
+        // Synced before the commit; a retry appends them again (read once).
+        self.series_file
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .append(&gen.series)?;
         {
             let mut table = txn.open_table(BLOCKS).map_err(engine)?;
             let mut last_seen = txn.open_table(LAST_SEEN).map_err(engine)?;

@@ -20,11 +20,18 @@ impl EmbeddedStore {
                     .map_err(|e| open_error(&db_path, e))?;
                 meta::init_tables(&*db.get()?)?;
                 let mut index = SeriesIndex::default();
+                // The definitions first (beside those an older format kept
+                // in redb, which `load_index` adds), then what redb knows
+                // of them.
+                let (series, defs) = series_file::SeriesFile::open(&cfg.data_dir)?;
+                for def in defs {
+                    index.insert(def, true);
+                }
                 meta::load_index(&*db.get()?, &mut index)?;
                 let files = block_files::BlockFiles::open(&cfg.data_dir, &*db.get()?)?;
-                Ok((db, index, files))
+                Ok((db, index, files, series))
             }));
-        let (db, mut index, block_files) = match opened {
+        let (db, mut index, block_files, series_file) = match opened {
             Ok(result) => result?,
             Err(panic) => {
                 let what = panic
@@ -71,6 +78,7 @@ impl EmbeddedStore {
             head: head.clone(),
             gate: RwLock::new(()),
             block_files,
+            series_file: Mutex::new(series_file),
             batches: Mutex::new(batches),
             tx: Mutex::new(Some(tx)),
             pending: Mutex::new(None),

@@ -25,6 +25,7 @@ mod meta;
 mod push;
 mod read;
 mod record;
+mod series_file;
 mod tables;
 mod verify;
 mod wal;
@@ -125,6 +126,8 @@ struct Inner {
     gate: RwLock<()>,
     /// Where the blocks are; redb names their places.
     block_files: block_files::BlockFiles,
+    /// Definitions of the series made durable by checkpoints.
+    series_file: Mutex<series_file::SeriesFile>,
     batches: Mutex<HashMap<u128, BatchState>>,
     tx: Mutex<Option<SyncSender<WalMsg>>>,
     /// A frozen generation whose checkpoint failed, with its sealed segment.
@@ -457,6 +460,10 @@ impl Store for EmbeddedStore {
         // frame in the copy is cut on restore, as after a crash).
         let _writer = inner.writer_lock();
         std::fs::copy(&inner.db_path, dest.join("minutely.redb")).map_err(StoreError::from_io)?;
+        // Appended only by checkpoints, which the writer lock holds off.
+        let series_dest = dest.join(series_file::FILE);
+        std::fs::copy(inner.cfg.data_dir.join(series_file::FILE), &series_dest)
+            .map_err(StoreError::from_io)?;
         // Block files are never changed once written, and none is deleted
         // while the writer lock is held: each copy is whole.
         let files_dest = dest.join(block_files::DIR);
@@ -472,9 +479,9 @@ impl Store for EmbeddedStore {
                 .map_err(StoreError::from_io)?;
         }
         // The copy is only a backup once it is on disk.
-        File::open(dest.join("minutely.redb"))?
-            .sync_all()
-            .map_err(StoreError::from_io)?;
+        for file in [dest.join("minutely.redb"), series_dest] {
+            File::open(file)?.sync_all().map_err(StoreError::from_io)?;
+        }
         for dir in [dest.join("wal"), files_dest] {
             for entry in std::fs::read_dir(&dir)? {
                 File::open(entry?.path())?
@@ -492,7 +499,8 @@ impl Store for EmbeddedStore {
         let index = inner.index.read().unwrap_or_else(|p| p.into_inner());
         let db_bytes = std::fs::metadata(&inner.db_path).map_or(0, |m| m.len());
         let wal_bytes = dir_bytes(&inner.wal_dir);
-        let block_bytes = dir_bytes(inner.block_files.dir());
+        let block_bytes = dir_bytes(inner.block_files.dir())
+            + std::fs::metadata(inner.cfg.data_dir.join(series_file::FILE)).map_or(0, |m| m.len());
         StoreStats {
             series: index.len(),
             apps: index.apps(),

@@ -6,9 +6,10 @@ use redb::TableDefinition;
 /// Bumped when the layout changes; older layouts stay readable (and are
 /// marked with this version at open, as this build may write what an
 /// older one cannot read: version 2 keeps blocks in block files).
-pub const FORMAT_VERSION: u64 = 2;
+pub const FORMAT_VERSION: u64 = 3;
 
-/// series id -> JSON series definition.
+/// series id -> JSON series definition: written by format versions 1 and
+/// 2; later ones append definitions to `series.defs` and only read this.
 pub const SERIES: TableDefinition<u64, &[u8]> = TableDefinition::new("series");
 /// series id -> newest minute with data.
 pub const LAST_SEEN: TableDefinition<u64, i64> = TableDefinition::new("last_seen");

@@ -80,9 +80,7 @@ impl Wal {
     pub fn append(&mut self, payloads: &[&[u8]]) -> Result<(), StoreError> {
         let mut buf = Vec::with_capacity(payloads.iter().map(|p| p.len() + FRAME_HEADER).sum());
         for p in payloads {
-            buf.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&crc32fast::hash(p).to_le_bytes());
-            buf.extend_from_slice(p);
+            put_frame(&mut buf, p);
         }
         let result = self
             .file
@@ -144,7 +142,22 @@ fn create_segment(dir: &Path, seq: u64) -> Result<File, StoreError> {
     Ok(file)
 }
 
-fn read_segment(path: &Path, newest: bool, out: &mut Vec<Record>) -> Result<(), StoreError> {
+/// `payload` as one frame.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + FRAME_HEADER);
+    put_frame(&mut out, payload);
+    out
+}
+
+fn put_frame(out: &mut Vec<u8>, payload: &[u8]) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// The records of a file of frames. In the `newest` file a torn frame at
+/// the end (a crash mid-write) is cut; any other damage is refused.
+pub fn read_segment(path: &Path, newest: bool, out: &mut Vec<Record>) -> Result<(), StoreError> {
     let bytes = fs::read(path)?;
     let mut at = 0usize;
     while at < bytes.len() {
@@ -168,7 +181,7 @@ fn read_segment(path: &Path, newest: bool, out: &mut Vec<Record>) -> Result<(), 
 }
 
 fn cut_tail(path: &Path, at: usize, detail: &str) -> Result<(), StoreError> {
-    tracing::warn!(file = %path.display(), offset = at, "cutting a torn write-ahead log tail ({detail}); it was never acknowledged");
+    tracing::warn!(file = %path.display(), offset = at, "cutting a torn tail ({detail}): a write a crash interrupted, never acknowledged or committed");
     OpenOptions::new()
         .write(true)
         .open(path)?

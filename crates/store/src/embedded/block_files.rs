@@ -134,18 +134,25 @@ pub fn parse_name(name: &str) -> Option<u64> {
 pub fn read_stored(data_dir: &Path, value: &[u8]) -> std::io::Result<Vec<u8>> {
     match BlockRef::decode(value) {
         None => Ok(value.to_vec()),
-        Some(place) => {
-            let file = File::open(data_dir.join(DIR).join(file_name(place.file)))?;
-            let mut buf = vec![0; place.len as usize];
-            file.read_exact_at(&mut buf, place.offset)?;
-            Ok(buf)
-        }
+        Some(place) => read_at(
+            &File::open(data_dir.join(DIR).join(file_name(place.file)))?,
+            place,
+        ),
     }
+}
+
+/// The bytes at `place` of `file`.
+fn read_at(file: &File, place: BlockRef) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0; place.len as usize];
+    file.read_exact_at(&mut buf, place.offset)?;
+    Ok(buf)
 }
 
 /// The block files of one committed state, open.
 pub struct FileSet {
     dir: PathBuf,
+    /// The database, which holds the blocks of format version 1 inline.
+    db_path: PathBuf,
     /// Tells this store's files from another's in the process-wide block
     /// cache (ids restart in every data directory).
     nonce: u64,
@@ -171,6 +178,7 @@ impl FileSet {
     pub fn none() -> FileSet {
         FileSet {
             dir: PathBuf::new(),
+            db_path: PathBuf::new(),
             nonce: 0,
             files: HashMap::new(),
         }
@@ -180,6 +188,19 @@ impl FileSet {
     #[cfg(test)]
     pub fn ids(&self) -> std::collections::BTreeSet<u64> {
         self.files.keys().copied().collect()
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// The file that holds the block a `blocks` value holds or names, for
+    /// error messages.
+    pub fn file_of(&self, value: &[u8]) -> PathBuf {
+        match BlockRef::decode(value) {
+            Some(place) => self.path(place.file),
+            None => self.db_path.clone(),
+        }
     }
 
     /// Where block file `id` is.
@@ -199,21 +220,18 @@ impl FileSet {
                 detail: "the database names a block file that is not there".into(),
                 remedy: "Restore the data directory from a backup (minutely backup)".into(),
             })?;
-        let mut buf = vec![0; place.len as usize];
-        file.read_exact_at(&mut buf, place.offset)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => StoreError::Corrupt {
-                    file: path,
-                    offset: place.offset,
-                    detail: format!(
-                        "a block of {} bytes runs past the end of the file",
-                        place.len
-                    ),
-                    remedy: "Restore the data directory from a backup (minutely backup)".into(),
-                },
-                _ => StoreError::from_io(e),
-            })?;
-        Ok(buf)
+        read_at(file, place).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => StoreError::Corrupt {
+                file: path,
+                offset: place.offset,
+                detail: format!(
+                    "a block of {} bytes runs past the end of the file",
+                    place.len
+                ),
+                remedy: "Restore the data directory from a backup (minutely backup)".into(),
+            },
+            _ => StoreError::from_io(e),
+        })
     }
 }
 
@@ -229,7 +247,7 @@ pub enum Stored<'v> {
     InFile(BlockRef, [u8; IDENTITY_LEN], u8),
 }
 
-impl Stored<'_> {
+impl<'v> Stored<'v> {
     /// Bytes that change whenever the block does (the block itself, or
     /// the store and place of a file's block, which files never reuse):
     /// what the block cache checks its entries against.
@@ -241,7 +259,7 @@ impl Stored<'_> {
     }
 
     /// The encoded block.
-    pub fn bytes(&self, files: &FileSet) -> Result<Cow<'_, [u8]>, StoreError> {
+    pub fn bytes(&self, files: &FileSet) -> Result<Cow<'v, [u8]>, StoreError> {
         match self {
             Stored::Inline(bytes) => Ok(Cow::Borrowed(bytes)),
             Stored::InFile(place, ..) => files.read(*place).map(Cow::Owned),
@@ -257,9 +275,13 @@ pub struct BlockFiles {
 }
 
 impl BlockFiles {
-    /// Opens the files the database names and deletes those it does not
-    /// (written by a checkpoint that never committed).
-    pub fn open(data_dir: &Path, db: &redb::Database) -> Result<BlockFiles, StoreError> {
+    /// Opens the files the database (`db`, at `db_path`) names and deletes
+    /// those it does not (written by a checkpoint that never committed).
+    pub fn open(
+        data_dir: &Path,
+        db_path: &Path,
+        db: &redb::Database,
+    ) -> Result<BlockFiles, StoreError> {
         let dir = data_dir.join(DIR);
         std::fs::create_dir_all(&dir).map_err(StoreError::from_io)?;
         let named: Vec<u64> = {
@@ -303,6 +325,7 @@ impl BlockFiles {
         Ok(BlockFiles {
             current: RwLock::new(Arc::new(FileSet {
                 dir: dir.clone(),
+                db_path: db_path.to_path_buf(),
                 nonce: next_nonce(),
                 files,
             })),
@@ -342,6 +365,7 @@ impl BlockFiles {
         f(&mut files);
         *current = Arc::new(FileSet {
             dir: self.dir.clone(),
+            db_path: current.db_path.clone(),
             nonce: current.nonce,
             files,
         });
@@ -453,11 +477,8 @@ impl Drop for BlockWrites<'_> {
 
 impl BlockWrites<'_> {
     /// The file a `blocks` value's block is in, for error messages.
-    pub fn file_of(&self, value: &[u8], db_path: &Path) -> PathBuf {
-        match BlockRef::decode(value) {
-            Some(place) => self.owner.dir.join(file_name(place.file)),
-            None => db_path.to_path_buf(),
-        }
+    pub fn file_of(&self, value: &[u8]) -> PathBuf {
+        self.files.file_of(value)
     }
 
     /// The encoded block a `blocks` value holds or names.
@@ -467,11 +488,8 @@ impl BlockWrites<'_> {
             Some(place) => {
                 if let Some(out) = self.out.as_mut().filter(|w| w.id == place.file) {
                     out.flush()?;
-                    let mut buf = vec![0; place.len as usize];
-                    out.file
-                        .read_exact_at(&mut buf, place.offset)
-                        .map_err(StoreError::from_io)?;
-                    return Ok(Cow::Owned(buf));
+                    let bytes = read_at(&out.file, place).map_err(StoreError::from_io)?;
+                    return Ok(Cow::Owned(bytes));
                 }
                 self.files.read(place).map(Cow::Owned)
             }
@@ -512,8 +530,13 @@ impl BlockWrites<'_> {
     /// Counts a `blocks` value that is being replaced or deleted.
     pub fn release(&mut self, value: &[u8]) {
         if let Some(place) = BlockRef::decode(value) {
-            *self.dead.entry(place.file).or_default() += u64::from(place.len);
+            self.release_place(place);
         }
+    }
+
+    /// Counts the block at `place` dead.
+    pub fn release_place(&mut self, place: BlockRef) {
+        *self.dead.entry(place.file).or_default() += u64::from(place.len);
     }
 
     /// Copies the live blocks of old files that `policy` picks into this
@@ -572,7 +595,7 @@ impl BlockWrites<'_> {
             let block = self.files.read(place)?;
             let value = self.put(&block)?;
             blocks.insert(key, value.as_slice()).map_err(engine)?;
-            self.release(place.encode().as_slice());
+            self.release_place(place);
         }
         self.collected.extend(picked);
         Ok(())

@@ -11,7 +11,7 @@ pub use cache::{
     set_capacity as set_block_cache_capacity, DEFAULT_BYTES as DEFAULT_BLOCK_CACHE_BYTES,
 };
 
-use super::block_files::{BlockWrites, FileSet, Stored};
+use super::block_files::{BlockRef, BlockWrites, FileSet, Stored};
 use super::tables::engine;
 use crate::codec::{
     decode_block, decode_block_keeping, decode_payload, encode_block, CodecError, DecodedPart,
@@ -69,7 +69,6 @@ struct Block<'a> {
     key: (u64, u8, u32),
     stored: Stored<'a>,
     files: &'a FileSet,
-    db_path: &'a Path,
 }
 
 impl Block<'_> {
@@ -84,7 +83,7 @@ impl Block<'_> {
     /// The file that holds the block, for error messages.
     fn file(&self) -> PathBuf {
         match &self.stored {
-            Stored::Inline(_) => self.db_path.to_path_buf(),
+            Stored::Inline(_) => self.files.db_path().to_path_buf(),
             Stored::InFile(place, ..) => self.files.path(place.file),
         }
     }
@@ -121,11 +120,9 @@ fn damaged(file: &Path, key: (u64, u8, u32), e: CodecError) -> StoreError {
 /// Merges (`replace == false`) or overwrites (`replace == true`) slots of
 /// one block and returns the block's slots after. `updates` must be sorted.
 /// The new block goes to the transaction's block file.
-#[allow(clippy::too_many_arguments)]
 pub fn upsert(
     table: &mut Table<(u64, u8, u32), &[u8]>,
     writes: &mut BlockWrites<'_>,
-    db_path: &Path,
     sid: SeriesId,
     res: Resolution,
     block: u32,
@@ -138,8 +135,8 @@ pub fn upsert(
             let value = v.value();
             let slots = decode_block(&writes.block(value)?)
                 .map(|(_, slots)| slots)
-                .map_err(|e| damaged(&writes.file_of(value, db_path), key, e))?;
-            (slots, Some(value.to_vec()))
+                .map_err(|e| damaged(&writes.file_of(value), key, e))?;
+            (slots, BlockRef::decode(value))
         }
         None => (Vec::new(), None),
     };
@@ -149,7 +146,7 @@ pub fn upsert(
         let value = writes.put(&bytes)?;
         table.insert(key, value.as_slice()).map_err(engine)?;
         if let Some(old) = old {
-            writes.release(&old);
+            writes.release_place(old);
         }
     }
     Ok(merged)
@@ -182,7 +179,6 @@ fn merge_slots(old: Vec<(u16, Agg)>, new: Vec<(u16, Agg)>, replace: bool) -> Vec
 /// starting in `[from, to)`, in block order.
 fn for_each_block<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
     src: &Source<T>,
-    db_path: &Path,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
     mut f: impl FnMut(&Block<'_>) -> Result<(), StoreError>,
@@ -199,7 +195,6 @@ fn for_each_block<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
             key: k.value(),
             stored: src.files.stored(v.value()),
             files: &src.files,
-            db_path,
         })?;
     }
     Ok(())
@@ -214,14 +209,13 @@ fn buckets_in(res: Resolution, from: i64, to: i64) -> usize {
 /// Stored buckets of one series in `[from, to)`, sorted by time.
 pub fn read_range<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
     src: &Source<T>,
-    db_path: &Path,
     sid: SeriesId,
     res: Resolution,
     from: i64,
     to: i64,
 ) -> Result<Vec<(i64, Agg)>, StoreError> {
     let mut out = Vec::new();
-    for_each_block(src, db_path, sid, (res, from, to), |block| {
+    for_each_block(src, sid, (res, from, to), |block| {
         let slots = decode_cached(block)?;
         out.reserve(slots.len());
         for (slot, agg) in slots {
@@ -235,11 +229,9 @@ pub fn read_range<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
     Ok(out)
 }
 
-/// [`read_range`] of one part of each bucket, decoding only its columns.
 #[allow(clippy::too_many_arguments)]
 pub fn read_range_part<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
     src: &Source<T>,
-    db_path: &Path,
     sid: SeriesId,
     res: Resolution,
     from: i64,
@@ -249,7 +241,7 @@ pub fn read_range_part<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
 ) -> Result<Vec<(i64, Slim)>, StoreError> {
     let mut out = Vec::with_capacity(buckets_in(res, from, to));
     let window = (res, from, to);
-    for_each_part(src, db_path, sid, window, part, reader, &mut |ts, slim| {
+    for_each_part(src, sid, window, part, reader, &mut |ts, slim| {
         out.push((ts, slim))
     })?;
     Ok(out)
@@ -259,14 +251,13 @@ pub fn read_range_part<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
 /// rather than collecting them.
 pub fn for_each_part<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
     src: &Source<T>,
-    db_path: &Path,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
     part: Part,
     reader: &mut PartReader,
     out: &mut impl FnMut(i64, Slim),
 ) -> Result<(), StoreError> {
-    for_each_block(src, db_path, sid, (res, from, to), |block| {
+    for_each_block(src, sid, (res, from, to), |block| {
         let start = slot_start(res, block.key.2, 0);
         let secs = res.secs();
         let mut push = |slot, slim| {
@@ -295,14 +286,13 @@ pub fn for_each_part<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
 /// block's first slot (its slots may fall outside the range).
 pub fn for_each_decoded<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
     src: &Source<T>,
-    db_path: &Path,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
     part: Part,
     reader: &mut PartReader,
     out: &mut impl FnMut(i64, &DecodedPart),
 ) -> Result<(), StoreError> {
-    for_each_block(src, db_path, sid, (res, from, to), |block| {
+    for_each_block(src, sid, (res, from, to), |block| {
         let start = slot_start(res, block.key.2, 0);
         match cache::global() {
             Some(cache) => out(start, &*cached_part(cache, block, part, reader)?),
@@ -345,7 +335,6 @@ fn cached_part(
 /// kind give nothing.
 pub fn read_range_dists<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
     src: &Source<T>,
-    db_path: &Path,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
     sketches: bool,
@@ -353,7 +342,7 @@ pub fn read_range_dists<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
 ) -> Result<DistRows, StoreError> {
     let mut out = DistRows::default();
     out.reserve(buckets_in(res, from, to), 0);
-    for_each_block(src, db_path, sid, (res, from, to), |block| {
+    for_each_block(src, sid, (res, from, to), |block| {
         let (key, identity) = (block.key, block.identity());
         let start = slot_start(res, key.2, 0);
         let secs = res.secs();

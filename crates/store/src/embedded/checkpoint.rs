@@ -163,7 +163,6 @@ impl Inner {
             let merged = blocks::upsert(
                 table,
                 writes,
-                &self.db_path,
                 sid,
                 Resolution::Minute,
                 block,
@@ -192,7 +191,7 @@ impl Inner {
         for (res, updates) in [(Resolution::Hour, hours), (Resolution::Day, days)] {
             for (block, mut slots) in updates {
                 slots.sort_by_key(|(s, _)| *s);
-                blocks::upsert(table, writes, &self.db_path, sid, res, block, slots, true)?;
+                blocks::upsert(table, writes, sid, res, block, slots, true)?;
             }
         }
         Ok(())

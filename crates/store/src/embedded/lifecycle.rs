@@ -28,7 +28,7 @@ impl EmbeddedStore {
                     index.insert(def, true);
                 }
                 meta::load_index(&*db.get()?, &mut index)?;
-                let files = block_files::BlockFiles::open(&cfg.data_dir, &*db.get()?)?;
+                let files = block_files::BlockFiles::open(&cfg.data_dir, &db_path, &*db.get()?)?;
                 Ok((db, index, files, series))
             }));
         let (db, mut index, block_files, series_file) = match opened {
@@ -117,9 +117,7 @@ impl EmbeddedStore {
     /// `minutely check`.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
         let inner = &self.inner;
-        inner
-            .db
-            .with(|db| verify::verify(db, &inner.db_path, &inner.block_files))
+        inner.db.with(|db| verify::verify(db, &inner.block_files))
     }
 
     /// Runs [`verify`](Self::verify) on a low-priority thread and logs what
@@ -132,7 +130,7 @@ impl EmbeddedStore {
                 let started = std::time::Instant::now();
                 let checked = inner
                     .db
-                    .with(|db| verify::verify(db, &inner.db_path, &inner.block_files));
+                    .with(|db| verify::verify(db, &inner.block_files));
                 match checked {
                     Ok(r) if r.is_clean() => {
                         tracing::info!(

@@ -262,7 +262,7 @@ impl Store for EmbeddedStore {
             |agg| Some(agg.clone()),
             Agg::merge,
             || (),
-            |table, (), sid| blocks::read_range(table, &inner.db_path, sid, res, from, to),
+            |table, (), sid| blocks::read_range(table, sid, res, from, to),
         )
     }
 
@@ -283,9 +283,7 @@ impl Store for EmbeddedStore {
             |agg| part.of(agg),
             |a, o| part.merge(a, *o),
             PartReader::default,
-            |table, reader, sid| {
-                blocks::read_range_part(table, &inner.db_path, sid, res, from, to, part, reader)
-            },
+            |table, reader, sid| blocks::read_range_part(table, sid, res, from, to, part, reader),
         )
     }
 
@@ -314,18 +312,11 @@ impl Store for EmbeddedStore {
         let per_series =
             |table: &BlocksTable, reader: &mut PartReader, sid, minutes: &[(i64, Agg)]| {
                 if minutes.is_empty() {
-                    return blocks::read_range_dists(
-                        table,
-                        &inner.db_path,
-                        sid,
-                        window,
-                        sketches,
-                        reader,
-                    );
+                    return blocks::read_range_dists(table, sid, window, sketches, reader);
                 }
                 // Head minutes merge into stored buckets before they are
                 // folded: this series is read as whole aggregates.
-                let stored = blocks::read_range(table, &inner.db_path, sid, res, from, to)?;
+                let stored = blocks::read_range(table, sid, res, from, to)?;
                 let buckets = overlay(stored, minutes, res, from, &Agg::merge);
                 Ok(DistRows::from_buckets(&buckets, sketches))
             };

@@ -138,7 +138,6 @@ impl Inner {
             grid.is_one_to_one(res.secs()) && grid.start(grid.n.saturating_sub(1)) < to;
         let copy = part.value_is_v(field);
         let window = (res, grid.from, to);
-        let db_path = &self.db_path;
         let per_series = |table: &BlocksTable,
                           (reader, scratch): &mut (PartReader, Vec<Option<Slim>>),
                           sid,
@@ -148,50 +147,35 @@ impl Inner {
                 // Each stored bucket is a grid bucket of its own: the
                 // decoded values are the answer, copied a block at a time.
                 values.reset(grid.n);
-                blocks::for_each_decoded(
-                    table,
-                    db_path,
-                    sid,
-                    window,
-                    part,
-                    reader,
-                    &mut |start, d| {
-                        // Exact: `start` and `grid.from` are both on the step.
-                        let first = start.saturating_sub(grid.from) / grid.step;
-                        match d.as_run() {
-                            Some((slot, vs)) if copy => {
-                                values.set_run(first.saturating_add(i64::from(slot)), vs)
-                            }
-                            _ => d.for_each(&mut |slot, slim| {
-                                let i = first.saturating_add(i64::from(slot));
-                                if (0..grid.n as i64).contains(&i) {
-                                    values.set(i as usize, part.value(field, slim, grid.step));
-                                }
-                            }),
+                blocks::for_each_decoded(table, sid, window, part, reader, &mut |start, d| {
+                    // Exact: `start` and `grid.from` are both on the step.
+                    let first = start.saturating_sub(grid.from) / grid.step;
+                    match d.as_run() {
+                        Some((slot, vs)) if copy => {
+                            values.set_run(first.saturating_add(i64::from(slot)), vs)
                         }
-                    },
-                )?;
+                        _ => d.for_each(&mut |slot, slim| {
+                            let i = first.saturating_add(i64::from(slot));
+                            if (0..grid.n as i64).contains(&i) {
+                                values.set(i as usize, part.value(field, slim, grid.step));
+                            }
+                        }),
+                    }
+                })?;
                 return Ok(values);
             }
             // Without head minutes, straight from the decoded blocks
             // (which come in time order) to values.
             if minutes.is_empty() {
                 let mut fold = ValuesFold::new(&mut values, grid, part, field);
-                blocks::for_each_part(
-                    table,
-                    db_path,
-                    sid,
-                    window,
-                    part,
-                    reader,
-                    &mut |ts, slim| fold.push(ts, slim),
-                )?;
+                blocks::for_each_part(table, sid, window, part, reader, &mut |ts, slim| {
+                    fold.push(ts, slim)
+                })?;
                 if fold.finish() {
                     return Ok(values);
                 }
             }
-            let stored =
-                blocks::read_range_part(table, db_path, sid, res, grid.from, to, part, reader)?;
+            let stored = blocks::read_range_part(table, sid, res, grid.from, to, part, reader)?;
             let buckets = overlay(stored, minutes, res, grid.from, &merge);
             values.fill(grid, part, field, &buckets, scratch);
             Ok(values)

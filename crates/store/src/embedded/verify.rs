@@ -4,12 +4,11 @@
 //! (docs/format.md), so a flipped bit in stored numbers is found here
 //! instead of being read back as a wrong value.
 
-use super::block_files::{BlockFiles, Stored};
+use super::block_files::BlockFiles;
 use super::blocks;
 use super::tables::{engine, BLOCKS};
 use crate::StoreError;
 use redb::{Database, ReadableTable};
-use std::path::Path;
 
 /// What a check found.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -31,33 +30,27 @@ impl VerifyReport {
 /// Reads every block in one read transaction. Damaged blocks are listed,
 /// not returned as an error, so one bad block does not hide the others;
 /// an `Err` means the table itself could not be read.
-pub fn verify(
-    db: &Database,
-    db_path: &Path,
-    block_files: &BlockFiles,
-) -> Result<VerifyReport, StoreError> {
+pub fn verify(db: &Database, block_files: &BlockFiles) -> Result<VerifyReport, StoreError> {
+    // Files deleted after this snapshot stay readable through the set.
+    let files = block_files.snapshot();
     // A damaged page can make redb panic while iterating: report the file.
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut report = VerifyReport::default();
-        // Files deleted after this snapshot stay readable through the set.
-        let (txn, files) = (db.begin_read().map_err(engine)?, block_files.snapshot());
+        let (txn, files) = (db.begin_read().map_err(engine)?, &files);
         let table = txn.open_table(BLOCKS).map_err(engine)?;
         for entry in table.iter().map_err(engine)? {
             let (k, v) = entry.map_err(engine)?;
-            let key = k.value();
+            let (key, value) = (k.value(), v.value());
             report.blocks += 1;
-            let (file, bytes) = match files.stored(v.value()) {
-                Stored::Inline(bytes) => (db_path.to_path_buf(), bytes.to_vec()),
-                Stored::InFile(place, ..) => match files.read(place) {
-                    Ok(bytes) => (files.path(place.file), bytes),
-                    Err(e) => {
-                        report.damaged.push(e.to_string());
-                        continue;
-                    }
-                },
+            let bytes = match files.stored(value).bytes(files) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    report.damaged.push(e.to_string());
+                    continue;
+                }
             };
             report.bytes += bytes.len() as u64;
-            if let Err(e) = blocks::decode(&file, key, &bytes) {
+            if let Err(e) = blocks::decode(&files.file_of(value), key, &bytes) {
                 report.damaged.push(e.to_string());
             }
         }
@@ -66,7 +59,7 @@ pub fn verify(
     match run {
         Ok(result) => result,
         Err(_) => Err(StoreError::Corrupt {
-            file: db_path.to_path_buf(),
+            file: files.db_path().to_path_buf(),
             offset: 0,
             detail: "the block table is damaged and cannot be read to the end".into(),
             remedy: "Restore the data directory from a backup (minutely backup)".into(),

@@ -35,7 +35,7 @@ fn db() -> Db {
     tx.open_table(BLOCK_FILES).unwrap();
     tx.commit().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let files = BlockFiles::open(dir.path(), &db).unwrap();
+    let files = BlockFiles::open(dir.path(), Path::new("t"), &db).unwrap();
     Db {
         db,
         files,
@@ -58,7 +58,6 @@ fn write(db: &Db, sid: SeriesId, block: u32, slots: Vec<(u16, Agg)>) {
         upsert(
             &mut t,
             &mut writes,
-            Path::new("t"),
             sid,
             Resolution::Minute,
             block,
@@ -93,7 +92,7 @@ fn check_parts(db: &Db, sid: SeriesId) -> Result<(), TestCaseError> {
     let mut reader = PartReader::default();
     // Whole blocks, and a range that cuts both within a slot.
     for (from, to) in [(0, 2 * 86_400), (29_990, 130_017), (29_990, 43_217)] {
-        let whole = read_range(&t, Path::new("t"), sid, Resolution::Minute, from, to).unwrap();
+        let whole = read_range(&t, sid, Resolution::Minute, from, to).unwrap();
         for part in PARTS {
             let want: Vec<(i64, Slim)> = whole
                 .iter()
@@ -101,7 +100,7 @@ fn check_parts(db: &Db, sid: SeriesId) -> Result<(), TestCaseError> {
                 .collect();
             for _ in 0..3 {
                 let m = Resolution::Minute;
-                let got = read_range_part(&t, Path::new("t"), sid, m, from, to, part, &mut reader);
+                let got = read_range_part(&t, sid, m, from, to, part, &mut reader);
                 prop_assert_eq!(bits(&got.unwrap()), bits(&want));
             }
         }
@@ -159,8 +158,8 @@ fn a_rewritten_block_is_not_answered_from_the_cache() {
     let tx = db.begin_read().unwrap();
     let t = source(&db, &tx);
     let mut reader = PartReader::default();
-    let (m, p) = (Resolution::Minute, Path::new("t"));
-    let got = read_range_part(&t, p, sid, m, 0, 86_400, Part::Max, &mut reader).unwrap();
+    let m = Resolution::Minute;
+    let got = read_range_part(&t, sid, m, 0, 86_400, Part::Max, &mut reader).unwrap();
     assert_eq!(got.len(), 1_440);
     assert_eq!(got[3].1, Slim { v: 10.5, w: 0 });
     check_parts(&db, sid).unwrap();

@@ -16,7 +16,6 @@ use super::record::{Record, SeriesDef};
 use super::wal;
 use crate::StoreError;
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// Name of the file in the data directory.
@@ -58,23 +57,7 @@ impl SeriesFile {
         };
         let mut payload = Vec::with_capacity(96 * defs.len() + 16);
         record.encode(&mut payload);
-        let frame = wal::frame(&payload);
-        let result = self
-            .file
-            .write_all(&frame)
-            .and_then(|_| self.file.sync_data());
-        match result {
-            Ok(()) => {
-                self.len += frame.len() as u64;
-                Ok(())
-            }
-            Err(e) => {
-                // If even this fails, the torn tail is cut at the next open.
-                let _ = self.file.set_len(self.len);
-                let _ = self.file.seek(SeekFrom::Start(self.len));
-                Err(StoreError::from_io(e))
-            }
-        }
+        wal::append_synced(&mut self.file, &mut self.len, &wal::frame(&payload))
     }
 }
 

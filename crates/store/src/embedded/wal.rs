@@ -82,22 +82,7 @@ impl Wal {
         for p in payloads {
             put_frame(&mut buf, p);
         }
-        let result = self
-            .file
-            .write_all(&buf)
-            .and_then(|_| self.file.sync_data());
-        match result {
-            Ok(()) => {
-                self.len += buf.len() as u64;
-                Ok(())
-            }
-            Err(e) => {
-                // Best effort: if even this fails the torn tail is cut at the next start.
-                let _ = self.file.set_len(self.len);
-                let _ = self.file.seek(SeekFrom::Start(self.len));
-                Err(StoreError::from_io(e))
-            }
-        }
+        append_synced(&mut self.file, &mut self.len, &buf)
     }
 
     /// Seals the current segment and starts the next; returns the sealed one.
@@ -140,6 +125,24 @@ fn create_segment(dir: &Path, seq: u64) -> Result<File, StoreError> {
     // The new name must survive a crash too, or a synced frame in it could vanish.
     File::open(dir)?.sync_all().map_err(StoreError::from_io)?;
     Ok(file)
+}
+
+/// Appends `bytes` to `file`, `len` bytes long, and syncs them. On failure
+/// the file is cut back to `len`, so nothing half-written stays before
+/// later frames.
+pub fn append_synced(file: &mut File, len: &mut u64, bytes: &[u8]) -> Result<(), StoreError> {
+    match file.write_all(bytes).and_then(|_| file.sync_data()) {
+        Ok(()) => {
+            *len += bytes.len() as u64;
+            Ok(())
+        }
+        Err(e) => {
+            // Best effort: if even this fails the torn tail is cut at the next start.
+            let _ = file.set_len(*len);
+            let _ = file.seek(SeekFrom::Start(*len));
+            Err(StoreError::from_io(e))
+        }
+    }
 }
 
 /// `payload` as one frame.

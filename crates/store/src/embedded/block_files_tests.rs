@@ -4,52 +4,30 @@
 
 use super::block_files::{file_name, parse_name, BlockRef, Stored};
 use super::tables::{BLOCKS, BLOCK_FILES};
+use super::tests::{base, counter_sums, point, req};
 use super::*;
-use minutely_core::{Point, PointValue, Tags};
+use minutely_core::Point;
 use redb::ReadableTable;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// A point of counter `orders`, one series per `series` number.
 fn counter(ts: i64, v: f64, series: usize) -> Point {
-    Point {
-        kind: Kind::Counter,
-        name: "orders".into(),
-        tags: Tags::from_pairs([("n", series.to_string().as_str())]),
-        ts: ts as f64,
-        value: PointValue::Single(v),
-    }
+    point(
+        Kind::Counter,
+        "orders",
+        ts as f64,
+        v,
+        &[("n", &series.to_string())],
+    )
 }
 
 fn push(store: &EmbeddedStore, points: Vec<Point>) {
-    store
-        .push(PushRequest {
-            app: "shop".into(),
-            env: "prod".into(),
-            batch: None,
-            points: points.into_iter().enumerate().collect(),
-        })
-        .unwrap();
-}
-
-fn base() -> i64 {
-    minutely_core::time::floor_to(now_secs() as i64 - 7_200, 3_600)
+    store.push(req(None, points)).unwrap();
 }
 
 /// Minute sums of every series, summed per minute.
 fn sums(store: &EmbeddedStore, from: i64, to: i64) -> Vec<(i64, f64)> {
-    let ids: Vec<_> = store
-        .series_of("shop", Some("prod"), "orders")
-        .iter()
-        .map(|s| s.id)
-        .collect();
-    let mut out: BTreeMap<i64, f64> = BTreeMap::new();
-    for series in store.read(&ids, Resolution::Minute, from, to).unwrap() {
-        for (ts, agg) in series {
-            if let Agg::Counter(s) = agg {
-                *out.entry(ts).or_default() += s;
-            }
-        }
-    }
-    out.into_iter().collect()
+    counter_sums(store, Resolution::Minute, from, to)
 }
 
 /// What the directory and redb say about the block files.
@@ -355,4 +333,25 @@ fn series_definitions_live_in_their_file_and_a_repeat_counts_once() {
         .map(|s| s.id)
         .collect();
     assert_eq!(ids.len(), 4);
+}
+
+#[test]
+fn the_store_size_counts_every_file_of_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
+    push(&store, (0..5).map(|s| counter(base(), 1.0, s)).collect());
+    store.checkpoint().unwrap();
+    fn total(path: &Path) -> u64 {
+        std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| match e.file_type().unwrap().is_dir() {
+                true => total(&e.path()),
+                false => e.metadata().unwrap().len(),
+            })
+            .sum()
+    }
+    let stats = store.stats();
+    assert!(audit(&store).named.values().sum::<u64>() > 0);
+    assert_eq!(stats.disk_bytes, total(dir.path()));
 }

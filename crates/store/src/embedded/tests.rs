@@ -2,7 +2,7 @@ use super::*;
 use minutely_core::{Point, PointValue, Tags};
 use std::collections::BTreeMap;
 
-fn point(kind: Kind, name: &str, ts: f64, v: f64, tags: &[(&str, &str)]) -> Point {
+pub(super) fn point(kind: Kind, name: &str, ts: f64, v: f64, tags: &[(&str, &str)]) -> Point {
     Point {
         kind,
         name: name.into(),
@@ -12,7 +12,7 @@ fn point(kind: Kind, name: &str, ts: f64, v: f64, tags: &[(&str, &str)]) -> Poin
     }
 }
 
-fn req(batch: Option<&str>, points: Vec<Point>) -> PushRequest {
+pub(super) fn req(batch: Option<&str>, points: Vec<Point>) -> PushRequest {
     PushRequest {
         app: "shop".into(),
         env: "prod".into(),
@@ -26,11 +26,16 @@ fn open(dir: &Path) -> EmbeddedStore {
 }
 
 /// A recent whole hour, so points are inside the late window.
-fn base() -> i64 {
+pub(super) fn base() -> i64 {
     minutely_core::time::floor_to(now_secs() as i64 - 7_200, 3_600)
 }
 
-fn counter_sums(store: &EmbeddedStore, res: Resolution, from: i64, to: i64) -> Vec<(i64, f64)> {
+pub(super) fn counter_sums(
+    store: &EmbeddedStore,
+    res: Resolution,
+    from: i64,
+    to: i64,
+) -> Vec<(i64, f64)> {
     let ids: Vec<_> = store
         .series_of("shop", Some("prod"), "orders")
         .iter()

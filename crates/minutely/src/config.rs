@@ -139,7 +139,9 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
     }
     let mut store = EmbeddedConfig::new(data_dir);
     store.retention = retention;
-    store.max_open_minutes = memory::default_open_minutes(memory::available());
+    // Read once: both defaults below are sized by it.
+    let available = memory::available();
+    store.max_open_minutes = memory::default_open_minutes(available);
     if let Some(n) = args.max_series_per_app.or(file.max_series_per_app) {
         if n == 0 {
             bail!("max_series_per_app must be at least 1");
@@ -159,7 +161,7 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
         store.page_cache_bytes = mb << 20;
     }
     let block_cache_bytes = match args.block_cache_mb.or(file.block_cache_mb) {
-        None => memory::default_block_cache_bytes(memory::available()),
+        None => memory::default_block_cache_bytes(available),
         Some(mb) if mb <= 65_536 => mb << 20,
         Some(_) => bail!("block_cache_mb must be at most 65536 (64 GiB)"),
     };

@@ -5,42 +5,20 @@
 
 mod common;
 use common::*;
-use redb::{ReadableTable, TableDefinition};
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BLOCKS: TableDefinition<(u64, u8, u32), &[u8]> = TableDefinition::new("blocks");
-
-/// The encoded minute blocks and the files that hold them: redb (read
-/// with redb itself) names each block's place in a block file
-/// (docs/format.md).
+/// The encoded minute blocks and the files that hold them, found through
+/// the places file (docs/format.md).
 fn minute_blocks(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let db = redb::Database::open(dir.join("minutely.redb")).unwrap();
-    let txn = db.begin_read().unwrap();
-    let table = txn.open_table(BLOCKS).unwrap();
-    table
-        .iter()
+    minutely_store::embedded::stored_blocks(dir)
         .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|(k, _)| k.value().1 == 0)
-        .map(|(_, v)| {
-            // A place: 0x80, then file, offset and length as LEB128.
-            let v = v.value();
-            assert_eq!(v[0], 0x80, "a block's place");
-            let mut nums = v[1..].split_inclusive(|b| b & 0x80 == 0).map(|n| {
-                n.iter()
-                    .rev()
-                    .fold(0u64, |acc, b| (acc << 7) | u64::from(b & 0x7F))
-            });
-            let (file, offset, len) = (
-                nums.next().unwrap(),
-                nums.next().unwrap() as usize,
-                nums.next().unwrap() as usize,
-            );
-            let path = dir.join("blocks").join(format!("{file:016}.blk"));
-            let bytes = std::fs::read(&path).unwrap()[offset..offset + len].to_vec();
+        .into_iter()
+        .filter(|((_, res, _), _, _)| *res == 0)
+        .map(|(_, path, place)| {
+            let bytes = minutely_store::embedded::read_block(&path, place).unwrap();
             (path, bytes)
         })
         .collect()

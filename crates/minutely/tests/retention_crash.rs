@@ -1,7 +1,9 @@
 //! SIGKILL inside retention passes: a data directory holding six days of
 //! data is opened with two days of minute retention, and the server is
 //! killed at random moments inside the pass that drops the older minute
-//! blocks (one redb transaction). Afterwards the store opens cleanly, every
+//! blocks (one commit). A pass that commits before the kill leaves
+//! nothing to drop, so the directory then starts again from a copy made
+//! before any pass. Afterwards the store opens cleanly, every
 //! block checks out, hourly rollups still hold every point exactly, the
 //! minutes within retention are exact, and the older minutes are gone.
 
@@ -85,6 +87,18 @@ fn wait_for(rx: &mpsc::Receiver<String>, what: &str) -> String {
     }
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
 fn xorshift(x: &mut u64) -> u64 {
     *x ^= *x << 13;
     *x ^= *x >> 7;
@@ -98,7 +112,9 @@ fn sigkill_inside_retention_passes_loses_nothing_kept() {
     let dir = tmp.path().join("data");
     let now = now() as i64;
     let start = (now / 3_600 - DAYS * 24) * 3_600;
-    fill(&dir, start);
+    let pristine = tmp.path().join("pristine");
+    fill(&pristine, start);
+    copy_dir(&pristine, &dir);
 
     // Kill at random moments after a pass starts, within about twice the
     // time the pass takes, until enough kills landed inside one.
@@ -118,6 +134,8 @@ fn sigkill_inside_retention_passes_loses_nothing_kept() {
         match committed.first() {
             None => inside += 1,
             Some(line) => {
+                std::fs::remove_dir_all(&dir).unwrap();
+                copy_dir(&pristine, &dir);
                 // Learn how long a pass takes, to aim inside the next.
                 if let Some(secs) = line
                     .split("secs=")

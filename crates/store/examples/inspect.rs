@@ -1,5 +1,5 @@
 //! Prints where the bytes of a data directory go: `inspect DIR [--compact]`.
-use redb::{ReadableTableMetadata, TableDefinition, TableHandle, TableStats};
+use redb::{ReadableTableMetadata, TableHandle, TableStats};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -7,23 +7,18 @@ fn main() {
     let compact = args.next().as_deref() == Some("--compact");
     let path = dir.join("minutely.redb");
     let mut db = redb::Database::open(&path).expect("open");
-    let blocks: TableDefinition<(u64, u8, u32), &[u8]> = TableDefinition::new("blocks");
     let mb = |b: u64| b as f64 / 1e6;
     {
-        let txn = db.begin_read().unwrap();
-        let t = txn.open_table(blocks).unwrap();
         let mut by_res = [(0u64, 0u64); 3];
-        for e in redb::ReadableTable::iter(&t).unwrap() {
-            let (k, v) = e.unwrap();
-            let r = k.value().1 as usize;
-            by_res[r].0 += 1;
-            by_res[r].1 += minutely_store::embedded::read_stored_block(&dir, v.value())
-                .expect("block file")
-                .len() as u64;
+        for ((_, r, _), _, place) in minutely_store::embedded::stored_blocks(&dir).expect("places")
+        {
+            by_res[usize::from(r)].0 += 1;
+            by_res[usize::from(r)].1 += u64::from(place.len);
         }
         for (r, (n, b)) in by_res.iter().enumerate() {
             println!("resolution {r}: {n} blocks, {b} bytes");
         }
+        let txn = db.begin_read().unwrap();
         let show = |name: &str, s: TableStats| {
             println!(
                 "table {name}: leaf pages {} ({:.1} MB), branch pages {}, stored {:.1} MB, metadata {:.1} MB, fragmented {:.1} MB",
@@ -37,11 +32,7 @@ fn main() {
         };
         for handle in txn.list_tables().unwrap() {
             let name = handle.name().to_string();
-            let stats = match name.as_str() {
-                "blocks" => t.stats().map_err(|e| e.to_string()),
-                _ => untyped_stats(&txn, &name),
-            };
-            match stats {
+            match untyped_stats(&txn, &name) {
                 Ok(s) => show(&name, s),
                 Err(e) => println!("table {name}: {e}"),
             }

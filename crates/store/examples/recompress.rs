@@ -16,8 +16,6 @@ fn main() {
         "distribution" => 3,
         other => panic!("unknown kind {other}: gauge, counter or distribution"),
     });
-    let db = redb::Database::open(dir.join("minutely.redb")).expect("open");
-    let txn = db.begin_read().expect("read");
     let mut payloads = Vec::new();
     let mut stored = 0;
     let mut add = |b: &[u8]| {
@@ -32,10 +30,8 @@ fn main() {
             .expect("inflate");
         payloads.push(out);
     };
-    let blocks: redb::TableDefinition<(u64, u8, u32), &[u8]> = redb::TableDefinition::new("blocks");
-    for e in redb::ReadableTable::iter(&txn.open_table(blocks).expect("blocks")).expect("iter") {
-        let stored = minutely_store::embedded::read_stored_block(&dir, e.expect("block").1.value());
-        add(&stored.expect("block file"));
+    for (_, path, place) in minutely_store::embedded::stored_blocks(&dir).expect("places") {
+        add(&minutely_store::embedded::read_block(&path, place).expect("block file"));
     }
     let raw: usize = payloads.iter().map(Vec::len).sum();
     println!(

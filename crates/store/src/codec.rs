@@ -18,7 +18,7 @@ mod floats;
 mod layout;
 #[cfg(test)]
 mod tests;
-mod varint;
+pub(crate) mod varint;
 
 use minutely_core::{Agg, Kind, Part, Slim};
 

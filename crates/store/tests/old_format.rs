@@ -1,6 +1,8 @@
 //! Data directories written by each format version (testdata/datadir-v1:
 //! blocks inside redb; testdata/datadir-v2: blocks in block files;
-//! testdata/datadir-v3: series definitions in series.defs) must
+//! testdata/datadir-v3: series definitions in series.defs;
+//! testdata/datadir-v4: block places and newest minutes in a places file
+//! beside the block files) must
 //! open in every later version with the same numbers: some in blocks,
 //! some only in the write-ahead log, and a remembered batch key.
 //! `MINUTELY_WRITE_DATADIR=1` writes the fixture of the current version
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 const T0: i64 = 1_795_600_800;
 
 /// The format version this build writes.
-const CURRENT: u64 = 3;
+const CURRENT: u64 = 4;
 
 fn fixture(version: u64) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../testdata/datadir-v{version}"))
@@ -141,10 +143,15 @@ fn version_2_data_directory_opens_with_the_same_numbers() {
 
 #[test]
 fn version_3_data_directory_opens_with_the_same_numbers() {
+    opens_with_the_same_numbers(3);
+}
+
+#[test]
+fn version_4_data_directory_opens_with_the_same_numbers() {
     if std::env::var_os("MINUTELY_WRITE_DATADIR").is_some() {
         write_fixture();
     }
-    opens_with_the_same_numbers(3);
+    opens_with_the_same_numbers(4);
 }
 
 fn opens_with_the_same_numbers(version: u64) {
@@ -192,8 +199,8 @@ fn opens_with_the_same_numbers(version: u64) {
     };
     assert!(store.push(again).unwrap().duplicate);
     drop(store);
-    // Blocks written from now on are in block files, which a build of
-    // version 1 cannot read: the directory says the current version.
+    // What is written from now on an older build cannot read: the
+    // directory says the current version.
     let db = redb::Database::open(tmp.path().join("minutely.redb")).unwrap();
     let txn = db.begin_read().unwrap();
     let meta: redb::TableDefinition<&str, u64> = redb::TableDefinition::new("meta");

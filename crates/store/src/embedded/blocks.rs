@@ -11,8 +11,7 @@ pub use cache::{
     set_capacity as set_block_cache_capacity, DEFAULT_BYTES as DEFAULT_BLOCK_CACHE_BYTES,
 };
 
-use super::block_files::{BlockRef, BlockWrites, FileSet, Stored};
-use super::tables::engine;
+use super::block_files::{BlockWrites, FileSet, Stored};
 use crate::codec::{
     decode_block, decode_block_keeping, decode_payload, encode_block, CodecError, DecodedPart,
     DistSlot, PartReader,
@@ -20,8 +19,6 @@ use crate::codec::{
 use crate::{Resolution, SeriesId, StoreError};
 use minutely_core::fold::DistRows;
 use minutely_core::{Agg, Part, Slim};
-use redb::{ReadableTable, Table};
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,11 +43,8 @@ pub fn slot_start(res: Resolution, block: u32, slot: u16) -> i64 {
     (block as i64 * slots_per_block(res) + slot as i64) * res.secs()
 }
 
-/// A snapshot's blocks: the table and the block files its values name.
-pub struct Source<T> {
-    pub table: T,
-    pub files: Arc<FileSet>,
-}
+/// A snapshot's blocks: the block files of one commit and its places.
+pub type Source = FileSet;
 
 /// Decodes a block, reporting damage with where it is and what to do.
 pub fn decode(
@@ -67,7 +61,7 @@ pub fn decode(
 /// asked for (a block in a file is read only on a cache miss).
 struct Block<'a> {
     key: (u64, u8, u32),
-    stored: Stored<'a>,
+    stored: Stored,
     files: &'a FileSet,
 }
 
@@ -76,16 +70,13 @@ impl Block<'_> {
         self.stored.identity()
     }
 
-    fn bytes(&self) -> Result<Cow<'_, [u8]>, StoreError> {
+    fn bytes(&self) -> Result<Vec<u8>, StoreError> {
         self.stored.bytes(self.files)
     }
 
     /// The file that holds the block, for error messages.
     fn file(&self) -> PathBuf {
-        match &self.stored {
-            Stored::Inline(_) => self.files.db_path().to_path_buf(),
-            Stored::InFile(place, ..) => self.files.path(place.file),
-        }
+        self.files.path(self.stored.place.file)
     }
 
     fn damaged(&self, e: CodecError) -> StoreError {
@@ -121,7 +112,6 @@ fn damaged(file: &Path, key: (u64, u8, u32), e: CodecError) -> StoreError {
 /// one block and returns the block's slots after. `updates` must be sorted.
 /// The new block goes to the transaction's block file.
 pub fn upsert(
-    table: &mut Table<(u64, u8, u32), &[u8]>,
     writes: &mut BlockWrites<'_>,
     sid: SeriesId,
     res: Resolution,
@@ -130,24 +120,17 @@ pub fn upsert(
     replace: bool,
 ) -> Result<Vec<(u16, Agg)>, StoreError> {
     let key = (sid, res.code(), block);
-    let (existing, old) = match table.get(key).map_err(engine)? {
-        Some(v) => {
-            let value = v.value();
-            let slots = decode_block(&writes.block(value)?)
-                .map(|(_, slots)| slots)
-                .map_err(|e| damaged(&writes.file_of(value), key, e))?;
-            (slots, BlockRef::decode(value))
-        }
-        None => (Vec::new(), None),
+    let existing = match writes.place(sid, res.code(), block) {
+        Some(place) => decode_block(&writes.block(place)?)
+            .map(|(_, slots)| slots)
+            .map_err(|e| damaged(&writes.path(place.file), key, e))?,
+        None => Vec::new(),
     };
     let merged = merge_slots(existing, updates, replace);
     if let Some(kind) = merged.first().map(|(_, a)| a.kind()) {
         let bytes = encode_block(kind, &merged);
-        let value = writes.put(&bytes)?;
-        table.insert(key, value.as_slice()).map_err(engine)?;
-        if let Some(old) = old {
-            writes.release_place(old);
-        }
+        let place = writes.put(&bytes)?;
+        writes.set_place(sid, res.code(), block, place);
     }
     Ok(merged)
 }
@@ -177,8 +160,8 @@ fn merge_slots(old: Vec<(u16, Agg)>, new: Vec<(u16, Agg)>, replace: bool) -> Vec
 
 /// Calls `f` with each block of `sid` at `res` that holds a bucket
 /// starting in `[from, to)`, in block order.
-fn for_each_block<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
-    src: &Source<T>,
+fn for_each_block(
+    src: &Source,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
     mut f: impl FnMut(&Block<'_>) -> Result<(), StoreError>,
@@ -186,15 +169,16 @@ fn for_each_block<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
     if to <= from {
         return Ok(());
     }
+    let Some(series) = src.places().get(sid) else {
+        return Ok(());
+    };
     let (first, _) = locate(res, from.max(0));
     let (last, _) = locate(res, (to - 1).max(0));
-    let range = (sid, res.code(), first)..=(sid, res.code(), last);
-    for entry in src.table.range(range).map_err(engine)? {
-        let (k, v) = entry.map_err(engine)?;
+    for &(code, block, place) in series.range(res.code(), first, last) {
         f(&Block {
-            key: k.value(),
-            stored: src.files.stored(v.value()),
-            files: &src.files,
+            key: (sid, code, block),
+            stored: src.stored(place),
+            files: src,
         })?;
     }
     Ok(())
@@ -207,8 +191,8 @@ fn buckets_in(res: Resolution, from: i64, to: i64) -> usize {
 }
 
 /// Stored buckets of one series in `[from, to)`, sorted by time.
-pub fn read_range<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
-    src: &Source<T>,
+pub fn read_range(
+    src: &Source,
     sid: SeriesId,
     res: Resolution,
     from: i64,
@@ -230,8 +214,8 @@ pub fn read_range<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn read_range_part<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
-    src: &Source<T>,
+pub fn read_range_part(
+    src: &Source,
     sid: SeriesId,
     res: Resolution,
     from: i64,
@@ -249,8 +233,8 @@ pub fn read_range_part<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
 
 /// [`read_range_part`], handing each bucket to `out` (in time order)
 /// rather than collecting them.
-pub fn for_each_part<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
-    src: &Source<T>,
+pub fn for_each_part(
+    src: &Source,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
     part: Part,
@@ -284,8 +268,8 @@ pub fn for_each_part<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
 /// The decoded `part` of each block of `sid` at `res` that holds a bucket
 /// starting in `[from, to)`, in block order, with the start of the
 /// block's first slot (its slots may fall outside the range).
-pub fn for_each_decoded<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
-    src: &Source<T>,
+pub fn for_each_decoded(
+    src: &Source,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
     part: Part,
@@ -333,8 +317,8 @@ fn cached_part(
 /// aggregate is built per bucket; without `sketches`, sketches are not
 /// read (see [`PartReader::decode_dists_keeping`]). Blocks of another
 /// kind give nothing.
-pub fn read_range_dists<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
-    src: &Source<T>,
+pub fn read_range_dists(
+    src: &Source,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
     sketches: bool,
@@ -380,24 +364,12 @@ pub fn read_range_dists<T: ReadableTable<(u64, u8, u32), &'static [u8]>>(
     Ok(out)
 }
 
-/// Removes blocks of every resolution that lie wholly before its cutoff;
-/// blocks in files are counted dead there.
-pub fn drop_before(
-    table: &mut Table<(u64, u8, u32), &[u8]>,
-    writes: &mut BlockWrites<'_>,
-    sid: SeriesId,
-    res: Resolution,
-    cutoff: i64,
-) -> Result<(), StoreError> {
+/// Removes the series' blocks of `res` that lie wholly before `cutoff`;
+/// they are counted dead in their files.
+pub fn drop_before(writes: &mut BlockWrites<'_>, sid: SeriesId, res: Resolution, cutoff: i64) {
     let (block, _) = locate(res, cutoff.max(0));
     // Blocks before `block` end at or before the cutoff's block start.
-    table
-        .retain_in((sid, res.code(), 0)..(sid, res.code(), block), |_, v| {
-            writes.release(v);
-            false
-        })
-        .map_err(engine)?;
-    Ok(())
+    writes.drop_before(sid, res.code(), block);
 }
 
 #[cfg(test)]

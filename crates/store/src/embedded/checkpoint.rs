@@ -9,14 +9,12 @@ use super::writer::WalMsg;
 use super::Inner;
 use crate::{Resolution, SeriesId, StoreError};
 use minutely_core::Agg;
-use redb::{Database, ReadableTable, Table, WriteTransaction};
+use redb::{Database, ReadableTable, WriteTransaction};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::Instant;
-
-type Blocks<'t> = Table<'t, (u64, u8, u32), &'static [u8]>;
 
 impl Inner {
     /// Moves the head's minutes into redb. One runs at a time; a failed one
@@ -87,7 +85,7 @@ impl Inner {
             let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
             txn.commit().map_err(engine)?;
             self.head.write().unwrap_or_else(|p| p.into_inner()).frozen = None;
-            self.block_files.committed(&prepared)
+            self.block_files.committed(prepared)
         };
         committed.delete_files();
         Ok(())
@@ -100,26 +98,20 @@ impl Inner {
         txn: &WriteTransaction,
         gen: &Generation,
         collect: Collect,
-    ) -> Result<Prepared, StoreError> {
+    ) -> Result<Prepared<'_>, StoreError> {
         let mut writes = self.block_files.writes();
         // Synced before the commit; a retry appends them again (read once).
         self.series_file
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .append(&gen.series)?;
-        {
-            let mut table = txn.open_table(BLOCKS).map_err(engine)?;
-            let mut last_seen = txn.open_table(LAST_SEEN).map_err(engine)?;
-            for (&sid, minutes) in &gen.minutes {
-                self.write_series(&mut table, &mut writes, sid, minutes)?;
-                if let Some((&newest, _)) = minutes.last_key_value() {
-                    let old = last_seen.get(sid).map_err(engine)?.map(|v| v.value());
-                    let newest = old.map_or(newest, |o| o.max(newest));
-                    last_seen.insert(sid, newest).map_err(engine)?;
-                }
+        for (&sid, minutes) in &gen.minutes {
+            self.write_series(&mut writes, sid, minutes)?;
+            if let Some((&newest, _)) = minutes.last_key_value() {
+                writes.note_seen(sid, newest);
             }
-            writes.collect(txn, &mut table, collect)?;
         }
+        writes.collect(txn, collect)?;
         {
             let mut batches = txn.open_table(BATCHES).map_err(engine)?;
             let mut expiry = txn.open_table(BATCH_EXPIRY).map_err(engine)?;
@@ -146,7 +138,6 @@ impl Inner {
     /// from the merged minutes: rollups stay exact merges of the minutes.
     fn write_series(
         &self,
-        table: &mut Blocks,
         writes: &mut BlockWrites<'_>,
         sid: SeriesId,
         minutes: &Minutes,
@@ -160,15 +151,7 @@ impl Inner {
         let mut days: BTreeMap<u32, Vec<(u16, Agg)>> = BTreeMap::new();
         for (block, updates) in by_block {
             let touched: BTreeSet<u16> = updates.iter().map(|(slot, _)| slot / 60).collect();
-            let merged = blocks::upsert(
-                table,
-                writes,
-                sid,
-                Resolution::Minute,
-                block,
-                updates,
-                false,
-            )?;
+            let merged = blocks::upsert(writes, sid, Resolution::Minute, block, updates, false)?;
             for hour in touched {
                 let aggs = merged
                     .iter()
@@ -191,7 +174,7 @@ impl Inner {
         for (res, updates) in [(Resolution::Hour, hours), (Resolution::Day, days)] {
             for (block, mut slots) in updates {
                 slots.sort_by_key(|(s, _)| *s);
-                blocks::upsert(table, writes, sid, res, block, slots, true)?;
+                blocks::upsert(writes, sid, res, block, slots, true)?;
             }
         }
         Ok(())
@@ -220,15 +203,14 @@ impl Inner {
     fn retention_txn(&self, db: &Database, ids: &[SeriesId], now: i64) -> Result<(), StoreError> {
         let txn = db.begin_write().map_err(engine)?;
         let mut writes = self.block_files.writes();
-        {
-            let mut table = txn.open_table(BLOCKS).map_err(engine)?;
-            for res in Resolution::ALL {
-                if let Some(cutoff) = self.cfg.retention.cutoff(res, now) {
-                    for &sid in ids {
-                        blocks::drop_before(&mut table, &mut writes, sid, res, cutoff)?;
-                    }
+        for res in Resolution::ALL {
+            if let Some(cutoff) = self.cfg.retention.cutoff(res, now) {
+                for &sid in ids {
+                    blocks::drop_before(&mut writes, sid, res, cutoff);
                 }
             }
+        }
+        {
             let cutoff = now - self.cfg.batch_window_secs;
             let mut expiry = txn.open_table(BATCH_EXPIRY).map_err(engine)?;
             let mut batches = txn.open_table(BATCHES).map_err(engine)?;
@@ -246,7 +228,7 @@ impl Inner {
             // Files that die here leave the readers' set with the commit.
             let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
             txn.commit().map_err(engine)?;
-            self.block_files.committed(&prepared)
+            self.block_files.committed(prepared)
         };
         committed.delete_files();
         Ok(())

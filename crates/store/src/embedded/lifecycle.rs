@@ -28,7 +28,12 @@ impl EmbeddedStore {
                     index.insert(def, true);
                 }
                 meta::load_index(&*db.get()?, &mut index)?;
-                let files = block_files::BlockFiles::open(&cfg.data_dir, &db_path, &*db.get()?)?;
+                let files = block_files::BlockFiles::open(&cfg.data_dir, &*db.get()?)?;
+                for (sid, s) in files.snapshot().places().iter() {
+                    if let (Some(m), Some(seen)) = (index.get(sid), s.last_seen) {
+                        m.last_seen.fetch_max(seen, Ordering::Relaxed);
+                    }
+                }
                 Ok((db, index, files, series))
             }));
         let (db, mut index, block_files, series_file) = match opened {
@@ -116,8 +121,7 @@ impl EmbeddedStore {
     /// store keeps serving; run at start in the background and by
     /// `minutely check`.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
-        let inner = &self.inner;
-        inner.db.with(|db| verify::verify(db, &inner.block_files))
+        verify::verify(&self.inner.block_files)
     }
 
     /// Runs [`verify`](Self::verify) on a low-priority thread and logs what
@@ -128,9 +132,7 @@ impl EmbeddedStore {
             .name("minutely-verify".into())
             .spawn(move || {
                 let started = std::time::Instant::now();
-                let checked = inner
-                    .db
-                    .with(|db| verify::verify(db, &inner.block_files));
+                let checked = verify::verify(&inner.block_files);
                 match checked {
                     Ok(r) if r.is_clean() => {
                         tracing::info!(

@@ -31,8 +31,6 @@ pub fn init_tables(db: &Database) -> Result<(), StoreError> {
             }
         }
         txn.open_table(SERIES).map_err(engine)?;
-        txn.open_table(LAST_SEEN).map_err(engine)?;
-        txn.open_table(BLOCKS).map_err(engine)?;
         txn.open_table(BLOCK_FILES).map_err(engine)?;
         txn.open_table(BATCHES).map_err(engine)?;
         txn.open_table(BATCH_EXPIRY).map_err(engine)?;
@@ -65,14 +63,6 @@ pub fn load_index(db: &Database, index: &mut SeriesIndex) -> Result<(), StoreErr
         index.insert(def, true);
     }
     index.reserve_ids(meta_u64(db, NEXT_SERIES_ID)?);
-    let last_seen = txn.open_table(LAST_SEEN).map_err(engine)?;
-    for entry in last_seen.iter().map_err(engine)? {
-        let (k, v) = entry.map_err(engine)?;
-        if let Some(m) = index.get(k.value()) {
-            m.last_seen
-                .fetch_max(v.value(), std::sync::atomic::Ordering::Relaxed);
-        }
-    }
     Ok(())
 }
 

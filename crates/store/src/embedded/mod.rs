@@ -22,6 +22,7 @@ mod head;
 mod index;
 mod lifecycle;
 mod meta;
+mod places;
 mod push;
 mod read;
 mod record;
@@ -33,7 +34,7 @@ mod writer;
 
 use read::{overlay, BlocksTable};
 
-pub use block_files::read_stored as read_stored_block;
+pub use block_files::{read_block, stored_blocks};
 pub use blocks::{set_block_cache_capacity, DEFAULT_BLOCK_CACHE_BYTES};
 pub use verify::VerifyReport;
 
@@ -49,7 +50,6 @@ use minutely_core::fold::DistRows;
 use minutely_core::query::{Grid, SeriesValues};
 use minutely_core::{Agg, Field, Kind, Part, Slim};
 use record::{BatchEntry, Record, SeriesDef};
-use redb::Database;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
@@ -320,16 +320,13 @@ impl Store for EmbeddedStore {
                 let buckets = overlay(stored, minutes, res, from, &Agg::merge);
                 Ok(DistRows::from_buckets(&buckets, sketches))
             };
-        inner.db.with(|db| {
-            inner.read_snapshot(
-                db,
-                series,
-                window,
-                |agg| Some(agg.clone()),
-                PartReader::default,
-                per_series,
-            )
-        })
+        inner.read_snapshot(
+            series,
+            window,
+            |agg| Some(agg.clone()),
+            PartReader::default,
+            per_series,
+        )
     }
 
     fn catalogue(&self, app: &str, env: Option<&str>) -> Vec<MetricInfo> {

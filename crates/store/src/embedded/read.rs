@@ -1,4 +1,4 @@
-//! The read path: one redb snapshot and the head's minutes, taken under
+//! The read path: one commit's blocks and the head's minutes, taken under
 //! the gate, each series' stored buckets decoded (spread over threads) and
 //! the head's minutes merged in.
 
@@ -29,18 +29,7 @@ impl Inner {
             let stored = read_stored(table, state, sid)?;
             Ok(overlay(stored, minutes, res, from, &merge))
         };
-        // A handle broken by an earlier I/O error is reopened and the read
-        // runs once more.
-        self.db.with(|db| {
-            self.read_snapshot(
-                db,
-                series,
-                (res, from, to),
-                &from_head,
-                &new_state,
-                per_series,
-            )
-        })
+        self.read_snapshot(series, (res, from, to), &from_head, &new_state, per_series)
     }
 
     /// One snapshot's read of each series: `per_series` is given the
@@ -48,7 +37,6 @@ impl Inner {
     /// reads its blocks; series are spread over threads.
     pub(super) fn read_snapshot<T, State, S>(
         &self,
-        db: &Database,
         series: &[SeriesId],
         (res, from, to): (Resolution, i64, i64),
         from_head: impl Fn(&Agg) -> Option<T>,
@@ -60,9 +48,8 @@ impl Inner {
         T: Clone + Send + Sync,
         S: Send,
     {
-        let (txn, files, head_minutes) = {
+        let (files, head_minutes) = {
             let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
-            let txn = db.begin_read().map_err(engine)?;
             let files = self.block_files.snapshot();
             let head = self.head.read().unwrap_or_else(|p| p.into_inner());
             // Head minutes of the buckets in range: from the start of `from`'s bucket.
@@ -71,10 +58,10 @@ impl Inner {
                 .iter()
                 .map(|&sid| head.collect(sid, lo, to, &from_head))
                 .collect();
-            (txn, files, minutes)
+            (files, minutes)
         };
         // Decoding blocks is the cost of a wide query: spread the series
-        // over the cores (each thread opens its own table in the snapshot).
+        // over the cores.
         let threads = read_threads();
         let chunk = series.len().div_ceil(threads).max(MIN_SERIES_PER_THREAD);
         let jobs: Vec<_> = series
@@ -83,14 +70,11 @@ impl Inner {
             .collect();
         type Job<'a, T> = (&'a [SeriesId], &'a [Vec<(i64, T)>]);
         let read_chunk = |(ids, heads): Job<'_, T>| -> Result<Vec<S>, StoreError> {
-            let table = blocks::Source {
-                table: txn.open_table(tables::BLOCKS).map_err(engine)?,
-                files: files.clone(),
-            };
+            let table: &BlocksTable = &files;
             let mut state = new_state();
             ids.iter()
                 .zip(heads)
-                .map(|(&sid, minutes)| per_series(&table, &mut state, sid, minutes))
+                .map(|(&sid, minutes)| per_series(table, &mut state, sid, minutes))
                 .collect()
         };
         let parts: Vec<Result<Vec<S>, StoreError>> = if jobs.len() <= 1 {
@@ -180,21 +164,18 @@ impl Inner {
             values.fill(grid, part, field, &buckets, scratch);
             Ok(values)
         };
-        self.db.with(|db| {
-            self.read_snapshot(
-                db,
-                series,
-                window,
-                |agg| part.of(agg),
-                Default::default,
-                per_series,
-            )
-        })
+        self.read_snapshot(
+            series,
+            window,
+            |agg| part.of(agg),
+            Default::default,
+            per_series,
+        )
     }
 }
 
 /// The blocks as a read sees them.
-pub(super) type BlocksTable = blocks::Source<redb::ReadOnlyTable<(u64, u8, u32), &'static [u8]>>;
+pub(super) type BlocksTable = blocks::Source;
 
 /// Threads a wide read spreads over: the cores, up to 8. Asked once:
 /// the standard library reads the cgroup's CPU quota files at every call.

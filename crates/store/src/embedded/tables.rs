@@ -6,7 +6,7 @@ use redb::TableDefinition;
 /// Bumped when the layout changes; older layouts stay readable (and are
 /// marked with this version at open, as this build may write what an
 /// older one cannot read: version 2 keeps blocks in block files).
-pub const FORMAT_VERSION: u64 = 3;
+pub const FORMAT_VERSION: u64 = 4;
 
 /// series id -> JSON series definition: written by format versions 1 and
 /// 2; later ones append definitions to `series.defs` and only read this.
@@ -44,6 +44,10 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const WAL_APPLIED_THROUGH: &str = "wal_applied_through";
 /// META key: the next series id (ids are never reused).
 pub const NEXT_SERIES_ID: &str = "next_series_id";
+/// META key: the places file (`blocks/N.places`) of the last commit.
+pub const PLACES_FILE: &str = "places_file";
+/// META key: the bytes of that file the last commit made count.
+pub const PLACES_LEN: &str = "places_len";
 /// META key: the next outbox notification id.
 pub const NEXT_OUTBOX_ID: &str = "next_outbox_id";
 

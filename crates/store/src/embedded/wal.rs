@@ -194,7 +194,7 @@ fn cut_tail(path: &Path, at: usize, detail: &str) -> Result<(), StoreError> {
 
 /// The frame at `at` and where the next starts, or what is wrong with it and
 /// whether the damage reaches the end of the file (as a torn write does).
-fn frame_at(bytes: &[u8], at: usize) -> Result<(&[u8], usize), (&'static str, bool)> {
+pub fn frame_at(bytes: &[u8], at: usize) -> Result<(&[u8], usize), (&'static str, bool)> {
     let header = bytes
         .get(at..at + FRAME_HEADER)
         .ok_or(("truncated frame header", true))?;

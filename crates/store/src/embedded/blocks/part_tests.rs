@@ -4,7 +4,6 @@
 
 use super::*;
 use crate::embedded::block_files::BlockFiles;
-use crate::embedded::tables::{BLOCKS, BLOCK_FILES};
 use minutely_core::GaugeAgg;
 use proptest::prelude::*;
 use redb::backends::InMemoryBackend;
@@ -30,12 +29,9 @@ fn db() -> Db {
     let db = Database::builder()
         .create_with_backend(InMemoryBackend::new())
         .unwrap();
-    let tx = db.begin_write().unwrap();
-    tx.open_table(BLOCKS).unwrap();
-    tx.open_table(BLOCK_FILES).unwrap();
-    tx.commit().unwrap();
+    crate::embedded::meta::init_tables(&db).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let files = BlockFiles::open(dir.path(), Path::new("t"), &db).unwrap();
+    let files = BlockFiles::open(dir.path(), &db).unwrap();
     Db {
         db,
         files,
@@ -53,30 +49,15 @@ impl std::ops::Deref for Db {
 fn write(db: &Db, sid: SeriesId, block: u32, slots: Vec<(u16, Agg)>) {
     let tx = db.begin_write().unwrap();
     let mut writes = db.files.writes();
-    {
-        let mut t = tx.open_table(BLOCKS).unwrap();
-        upsert(
-            &mut t,
-            &mut writes,
-            sid,
-            Resolution::Minute,
-            block,
-            slots,
-            true,
-        )
-        .unwrap();
-    }
+    upsert(&mut writes, sid, Resolution::Minute, block, slots, true).unwrap();
     let prepared = writes.prepare(&tx).unwrap();
     tx.commit().unwrap();
-    db.files.committed(&prepared).delete_files();
+    db.files.committed(prepared).delete_files();
 }
 
 /// The blocks as a read sees them.
-fn source(db: &Db, tx: &redb::ReadTransaction) -> crate::embedded::read::BlocksTable {
-    Source {
-        table: tx.open_table(BLOCKS).unwrap(),
-        files: db.files.snapshot(),
-    }
+fn source(db: &Db) -> Arc<crate::embedded::read::BlocksTable> {
+    db.files.snapshot()
 }
 
 fn bits(v: &[(i64, Slim)]) -> Vec<(i64, u64, i64)> {
@@ -87,8 +68,7 @@ fn bits(v: &[(i64, Slim)]) -> Vec<(i64, u64, i64)> {
 /// over (inflated, then from the kept payload, then from the kept part),
 /// against the parts of whole slots.
 fn check_parts(db: &Db, sid: SeriesId) -> Result<(), TestCaseError> {
-    let tx = db.begin_read().unwrap();
-    let t = source(db, &tx);
+    let t = source(db);
     let mut reader = PartReader::default();
     // Whole blocks, and a range that cuts both within a slot.
     for (from, to) in [(0, 2 * 86_400), (29_990, 130_017), (29_990, 43_217)] {
@@ -155,8 +135,7 @@ fn a_rewritten_block_is_not_answered_from_the_cache() {
     // The last read kept the block's decoded maxes; a checkpoint rewrites
     // the block, and a read of maxes must see the new numbers.
     write(&db, sid, 0, run(7.5).collect());
-    let tx = db.begin_read().unwrap();
-    let t = source(&db, &tx);
+    let t = source(&db);
     let mut reader = PartReader::default();
     let m = Resolution::Minute;
     let got = read_range_part(&t, sid, m, 0, 86_400, Part::Max, &mut reader).unwrap();

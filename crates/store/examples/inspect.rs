@@ -6,18 +6,18 @@ fn main() {
     let dir = std::path::PathBuf::from(args.next().expect("DIR"));
     let compact = args.next().as_deref() == Some("--compact");
     let path = dir.join("minutely.redb");
-    let mut db = redb::Database::open(&path).expect("open");
     let mb = |b: u64| b as f64 / 1e6;
+    // Before the database is opened here: this opens it too.
+    let mut by_res = [(0u64, 0u64); 3];
+    for ((_, r, _), _, place) in minutely_store::embedded::stored_blocks(&dir).expect("places") {
+        by_res[usize::from(r)].0 += 1;
+        by_res[usize::from(r)].1 += u64::from(place.len);
+    }
+    for (r, (n, b)) in by_res.iter().enumerate() {
+        println!("resolution {r}: {n} blocks, {b} bytes");
+    }
+    let mut db = redb::Database::open(&path).expect("open");
     {
-        let mut by_res = [(0u64, 0u64); 3];
-        for ((_, r, _), _, place) in minutely_store::embedded::stored_blocks(&dir).expect("places")
-        {
-            by_res[usize::from(r)].0 += 1;
-            by_res[usize::from(r)].1 += u64::from(place.len);
-        }
-        for (r, (n, b)) in by_res.iter().enumerate() {
-            println!("resolution {r}: {n} blocks, {b} bytes");
-        }
         let txn = db.begin_read().unwrap();
         let show = |name: &str, s: TableStats| {
             println!(

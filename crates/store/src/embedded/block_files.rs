@@ -437,7 +437,12 @@ impl BlockFiles {
     fn update(&self, f: impl FnOnce(&mut HashMap<u64, Arc<File>>, &mut Places)) {
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
         let mut files = current.files.clone();
-        let mut places = current.places.clone();
+        // Taken rather than cloned when no reader holds the set: a change
+        // of places then copies nothing it does not replace.
+        let mut places = match Arc::get_mut(&mut current) {
+            Some(set) => std::mem::take(&mut set.places),
+            None => current.places.clone(),
+        };
         f(&mut files, &mut places);
         *current = Arc::new(FileSet {
             dir: self.dir.clone(),
@@ -458,7 +463,7 @@ impl BlockFiles {
             for id in &dead_files {
                 files.remove(id);
             }
-            places.apply(&changes);
+            places.apply(changes);
         });
         if let Some(log) = done.log.take() {
             self.log
@@ -587,9 +592,13 @@ impl<'a> BlockWrites<'a> {
     /// at the first change.
     pub fn series_mut(&mut self, sid: u64) -> &mut SeriesPlaces {
         let files = &self.files;
-        self.changes
-            .entry(sid)
-            .or_insert_with(|| files.places().get(sid).cloned().unwrap_or_default())
+        self.changes.entry(sid).or_insert_with(|| {
+            files
+                .places()
+                .get(sid)
+                .map(|s| s.to_owned())
+                .unwrap_or_default()
+        })
     }
 
     /// Names `place` as the block's; the block it replaces is dead.
@@ -709,8 +718,8 @@ impl<'a> BlockWrites<'a> {
         let mut moves = Vec::new();
         let (files, changes) = (&self.files, &self.changes);
         for (sid, committed) in files.places().iter() {
-            let s = changes.get(&sid).unwrap_or(committed);
-            for &(res, block, place) in &s.blocks {
+            let s = changes.get(&sid).map_or(committed, |c| c.as_ref());
+            for &(res, block, place) in s.blocks {
                 if picked.contains(&place.file) {
                     moves.push(((sid, res, block), place));
                 }

@@ -41,26 +41,67 @@ const MIN_LOG_GROWTH: u64 = 1 << 20;
 pub type Entry = (u8, u32, BlockRef);
 
 /// One series' stored blocks, sorted by resolution and number, and the
-/// start of its newest minute with data.
+/// start of its newest minute with data: as a transaction edits it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SeriesPlaces {
     pub last_seen: Option<i64>,
     pub blocks: Vec<Entry>,
 }
 
+/// One series' committed places, as readers see them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeriesRef<'a> {
+    pub last_seen: Option<i64>,
+    pub blocks: &'a [Entry],
+}
+
+fn find(blocks: &[Entry], res: u8, block: u32) -> Result<usize, usize> {
+    blocks.binary_search_by_key(&(res, block), |&(r, b, _)| (r, b))
+}
+
+/// Blocks of `res` numbered `first..=last`.
+fn range(blocks: &[Entry], res: u8, first: u32, last: u32) -> &[Entry] {
+    let lo = find(blocks, res, first).unwrap_or_else(|i| i);
+    let hi = find(blocks, res, last)
+        .map(|i| i + 1)
+        .unwrap_or_else(|i| i)
+        .max(lo);
+    &blocks[lo..hi]
+}
+
+impl SeriesRef<'_> {
+    pub fn get(&self, res: u8, block: u32) -> Option<BlockRef> {
+        find(self.blocks, res, block).ok().map(|i| self.blocks[i].2)
+    }
+
+    /// Blocks of `res` numbered `first..=last`.
+    pub fn range(&self, res: u8, first: u32, last: u32) -> &[Entry] {
+        range(self.blocks, res, first, last)
+    }
+
+    pub fn to_owned(self) -> SeriesPlaces {
+        SeriesPlaces {
+            last_seen: self.last_seen,
+            blocks: self.blocks.to_vec(),
+        }
+    }
+}
+
 impl SeriesPlaces {
-    fn find(&self, res: u8, block: u32) -> Result<usize, usize> {
-        self.blocks
-            .binary_search_by_key(&(res, block), |&(r, b, _)| (r, b))
+    pub fn as_ref(&self) -> SeriesRef<'_> {
+        SeriesRef {
+            last_seen: self.last_seen,
+            blocks: &self.blocks,
+        }
     }
 
     pub fn get(&self, res: u8, block: u32) -> Option<BlockRef> {
-        self.find(res, block).ok().map(|i| self.blocks[i].2)
+        self.as_ref().get(res, block)
     }
 
     /// Sets a block's place; the place it replaces, if any.
     pub fn set(&mut self, res: u8, block: u32, place: BlockRef) -> Option<BlockRef> {
-        match self.find(res, block) {
+        match find(&self.blocks, res, block) {
             Ok(i) => Some(std::mem::replace(&mut self.blocks[i].2, place)),
             Err(i) => {
                 self.blocks.insert(i, (res, block, place));
@@ -71,19 +112,13 @@ impl SeriesPlaces {
 
     /// Blocks of `res` numbered `first..=last`.
     pub fn range(&self, res: u8, first: u32, last: u32) -> &[Entry] {
-        let lo = self.find(res, first).unwrap_or_else(|i| i);
-        let hi = self
-            .find(res, last)
-            .map(|i| i + 1)
-            .unwrap_or_else(|i| i)
-            .max(lo);
-        &self.blocks[lo..hi]
+        range(&self.blocks, res, first, last)
     }
 
     /// Removes the blocks of `res` numbered below `block`; their places.
     pub fn remove_before(&mut self, res: u8, block: u32) -> Vec<BlockRef> {
-        let lo = self.find(res, 0).unwrap_or_else(|i| i);
-        let hi = self.find(res, block).unwrap_or_else(|i| i).max(lo);
+        let lo = find(&self.blocks, res, 0).unwrap_or_else(|i| i);
+        let hi = find(&self.blocks, res, block).unwrap_or_else(|i| i).max(lo);
         self.blocks.drain(lo..hi).map(|(_, _, p)| p).collect()
     }
 
@@ -92,20 +127,79 @@ impl SeriesPlaces {
     }
 }
 
+/// Series ids per chunk, as a power of two.
+const CHUNK_BITS: u32 = 6;
+
+/// The places of up to 64 neighbouring series in two flat vectors: a
+/// series costs its blocks and 24 bytes, not allocations of its own.
+#[derive(Debug, Default)]
+struct Chunk {
+    /// Series in id order, each with where its blocks end in `blocks`.
+    series: Vec<ChunkSeries>,
+    blocks: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ChunkSeries {
+    sid: u64,
+    /// `i64::MIN`: none.
+    last_seen: i64,
+    end: u32,
+}
+
+impl Chunk {
+    fn series(&self) -> impl Iterator<Item = (u64, SeriesRef<'_>)> {
+        let mut start = 0;
+        self.series.iter().map(move |s| {
+            let blocks = &self.blocks[start as usize..s.end as usize];
+            start = s.end;
+            (
+                s.sid,
+                SeriesRef {
+                    last_seen: (s.last_seen != i64::MIN).then_some(s.last_seen),
+                    blocks,
+                },
+            )
+        })
+    }
+
+    fn get(&self, sid: u64) -> Option<SeriesRef<'_>> {
+        let i = self.series.binary_search_by_key(&sid, |s| s.sid).ok()?;
+        let start = if i == 0 { 0 } else { self.series[i - 1].end };
+        let s = self.series[i];
+        Some(SeriesRef {
+            last_seen: (s.last_seen != i64::MIN).then_some(s.last_seen),
+            blocks: &self.blocks[start as usize..s.end as usize],
+        })
+    }
+
+    fn push(&mut self, sid: u64, s: SeriesRef<'_>) {
+        if s.last_seen.is_none() && s.blocks.is_empty() {
+            return;
+        }
+        self.blocks.extend_from_slice(s.blocks);
+        self.series.push(ChunkSeries {
+            sid,
+            last_seen: s.last_seen.unwrap_or(i64::MIN),
+            end: self.blocks.len() as u32,
+        });
+    }
+}
+
 /// The committed places of every series, by series id. Cloning is cheap
-/// (readers take one under the gate); a commit copies the map (not the
-/// series' places) once readers hold the old one.
+/// (readers take one under the gate); a commit rebuilds the chunks it
+/// changes, and copies the map of chunks only while readers hold it.
 #[derive(Debug, Clone, Default)]
-pub struct Places(Arc<BTreeMap<u64, Arc<SeriesPlaces>>>);
+pub struct Places(Arc<BTreeMap<u64, Arc<Chunk>>>);
 
 impl Places {
-    pub fn get(&self, sid: u64) -> Option<&SeriesPlaces> {
-        self.0.get(&sid).map(|s| &**s)
+    pub fn get(&self, sid: u64) -> Option<SeriesRef<'_>> {
+        self.0.get(&(sid >> CHUNK_BITS))?.get(sid)
     }
 
     /// Series ids with anything stored, and what they have, in id order.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, &SeriesPlaces)> {
-        self.0.iter().map(|(&sid, s)| (sid, &**s))
+    pub fn iter(&self) -> impl Iterator<Item = (u64, SeriesRef<'_>)> {
+        self.0.values().flat_map(|c| c.series())
     }
 
     /// Every block, in key order.
@@ -118,16 +212,37 @@ impl Places {
     }
 
     /// Replaces the state of each series `changes` names.
-    pub fn apply(&mut self, changes: &BTreeMap<u64, SeriesPlaces>) {
+    pub fn apply(&mut self, changes: BTreeMap<u64, SeriesPlaces>) {
         if changes.is_empty() {
             return;
         }
         let all = Arc::make_mut(&mut self.0);
-        for (&sid, s) in changes {
-            if s.last_seen.is_none() && s.blocks.is_empty() {
-                all.remove(&sid);
-            } else {
-                all.insert(sid, Arc::new(s.clone()));
+        let mut changes = changes.into_iter().peekable();
+        while let Some(&(sid, _)) = changes.peek() {
+            let key = sid >> CHUNK_BITS;
+            let mut new: Vec<(u64, SeriesPlaces)> = Vec::new();
+            while let Some(c) = changes.next_if(|(sid, _)| sid >> CHUNK_BITS == key) {
+                new.push(c);
+            }
+            let old = all.remove(&key);
+            let mut chunk = Chunk::default();
+            let mut new = new.into_iter().peekable();
+            for (sid, s) in old.iter().flat_map(|c| c.series()) {
+                while let Some((n, ns)) = new.next_if(|(n, _)| *n < sid) {
+                    chunk.push(n, ns.as_ref());
+                }
+                match new.next_if(|(n, _)| *n == sid) {
+                    Some((n, ns)) => chunk.push(n, ns.as_ref()),
+                    None => chunk.push(sid, s),
+                }
+            }
+            for (n, ns) in new {
+                chunk.push(n, ns.as_ref());
+            }
+            if !chunk.series.is_empty() {
+                chunk.series.shrink_to_fit();
+                chunk.blocks.shrink_to_fit();
+                all.insert(key, Arc::new(chunk));
             }
         }
     }
@@ -236,7 +351,7 @@ impl PlacesLog {
         let rewrite = (compact && grown > 0) || grown > (self.snapshot_end).max(MIN_LOG_GROWTH);
         if rewrite {
             let mut after = base.clone();
-            after.apply(changes);
+            after.apply(changes.clone());
             let id = next_id();
             let (file, len) = write_snapshot(&self.dir, id, &after)?;
             return Ok(PreparedLog {
@@ -252,7 +367,10 @@ impl PlacesLog {
                 new: None,
             });
         }
-        let frame = wal::frame(&encode(KIND_CHANGES, changes.iter().map(|(&k, v)| (k, v))));
+        let frame = wal::frame(&encode(
+            KIND_CHANGES,
+            changes.iter().map(|(&k, v)| (k, v.as_ref())),
+        ));
         // At the committed end: what an uncommitted try left there goes.
         self.file
             .write_all_at(&frame, self.committed)
@@ -320,7 +438,7 @@ fn write_snapshot(dir: &Path, id: u64, places: &Places) -> Result<(File, u64), S
         .open(&path)
         .map_err(StoreError::from_io)?;
     let mut bytes = MAGIC.to_vec();
-    let all: Vec<(u64, &SeriesPlaces)> = places.iter().collect();
+    let all: Vec<(u64, SeriesRef<'_>)> = places.iter().collect();
     for chunk in all.chunks(SERIES_PER_FRAME) {
         bytes.extend(wal::frame(&encode(KIND_SNAPSHOT, chunk.iter().copied())));
     }
@@ -353,21 +471,28 @@ fn read_committed(path: &Path, file: &File, len: u64) -> Result<(Places, u64), S
     if &bytes[..MAGIC.len()] != MAGIC {
         return Err(corrupt(path, 0, "not a places file (wrong magic)".into()));
     }
-    let mut all: BTreeMap<u64, SeriesPlaces> = BTreeMap::new();
+    let mut places = Places::default();
+    // Applied a few hundred series at a time: the decoded copies are
+    // short-lived and reuse the same memory.
+    let mut pending: BTreeMap<u64, SeriesPlaces> = BTreeMap::new();
     let mut at = MAGIC.len();
     let mut snapshot_end = at as u64;
     while at < bytes.len() {
         let (payload, next) =
             wal::frame_at(&bytes, at).map_err(|(d, _)| corrupt(path, at as u64, d.into()))?;
-        let (kind, series) = decode(payload).map_err(|d| corrupt(path, at as u64, d))?;
-        all.extend(series);
+        let kind = decode_each(payload, |sid, s| {
+            pending.insert(sid, s);
+            if pending.len() >= 512 {
+                places.apply(std::mem::take(&mut pending));
+            }
+        })
+        .map_err(|d| corrupt(path, at as u64, d))?;
         at = next;
         if kind == KIND_SNAPSHOT {
             snapshot_end = at as u64;
         }
     }
-    let mut places = Places::default();
-    places.apply(&all);
+    places.apply(pending);
     Ok((places, snapshot_end))
 }
 
@@ -385,7 +510,7 @@ fn corrupt(path: &Path, offset: u64, detail: String) -> StoreError {
 /// (0 for none, else 1 + zigzag delta from the previous series' one), and
 /// its blocks (resolution, number, file, offset, length). A frame carries
 /// each series' whole state, so replaying frames in order is replacing.
-fn encode<'a>(kind: u8, series: impl Iterator<Item = (u64, &'a SeriesPlaces)>) -> Vec<u8> {
+fn encode<'a>(kind: u8, series: impl Iterator<Item = (u64, SeriesRef<'a>)>) -> Vec<u8> {
     let series: Vec<_> = series.collect();
     let mut raw = Vec::with_capacity(16 + series.len() * 40);
     put_uvarint(&mut raw, series.len() as u64);
@@ -405,7 +530,7 @@ fn encode<'a>(kind: u8, series: impl Iterator<Item = (u64, &'a SeriesPlaces)>) -
         }
         put_uvarint(&mut raw, s.blocks.len() as u64);
         let mut end = (0u64, 0u64);
-        for &(res, block, place) in &s.blocks {
+        for &(res, block, place) in s.blocks {
             raw.push(res);
             put_uvarint(&mut raw, u64::from(block));
             put_uvarint(&mut raw, place.file);
@@ -431,9 +556,15 @@ fn encode<'a>(kind: u8, series: impl Iterator<Item = (u64, &'a SeriesPlaces)>) -
     out
 }
 
-type Decoded = (u8, Vec<(u64, SeriesPlaces)>);
+#[cfg(test)]
+fn decode(payload: &[u8]) -> Result<(u8, Vec<(u64, SeriesPlaces)>), String> {
+    let mut out = Vec::new();
+    let kind = decode_each(payload, |sid, s| out.push((sid, s)))?;
+    Ok((kind, out))
+}
 
-fn decode(payload: &[u8]) -> Result<Decoded, String> {
+/// Decodes a frame's payload, handing each series to `f` in order; its kind.
+fn decode_each(payload: &[u8], mut f: impl FnMut(u64, SeriesPlaces)) -> Result<u8, String> {
     let bad = |e: crate::codec::CodecError| e.to_string();
     let mut r = Reader::new(payload);
     let version = r.u8("places version").map_err(bad)?;
@@ -463,7 +594,6 @@ fn decode(payload: &[u8]) -> Result<Decoded, String> {
     }
     let mut r = Reader::new(&raw);
     let count = r.uvarint("series count").map_err(bad)?;
-    let mut out = Vec::with_capacity((count as usize).min(raw.len()));
     let (mut sid, mut seen) = (0u64, 0i64);
     for _ in 0..count {
         sid = sid.wrapping_add(r.uvarint("series id").map_err(bad)?);
@@ -498,12 +628,12 @@ fn decode(payload: &[u8]) -> Result<Decoded, String> {
             }
             s.blocks.push((res, block, BlockRef { file, offset, len }));
         }
-        out.push((sid, s));
+        f(sid, s);
     }
     if r.remaining() != 0 {
         return Err("bytes after the last series".into());
     }
-    Ok((kind, out))
+    Ok(kind)
 }
 
 #[cfg(test)]

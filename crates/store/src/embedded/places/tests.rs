@@ -20,7 +20,7 @@ fn changes(list: Vec<(u64, SeriesPlaces)>) -> BTreeMap<u64, SeriesPlaces> {
 }
 
 fn state(p: &Places) -> Vec<(u64, SeriesPlaces)> {
-    p.iter().map(|(sid, s)| (sid, s.clone())).collect()
+    p.iter().map(|(sid, s)| (sid, s.to_owned())).collect()
 }
 
 fn new_log(dir: &Path) -> PlacesLog {
@@ -68,7 +68,7 @@ fn committed_appends_read_back_and_uncommitted_ones_do_not() {
     assert_eq!(done.id, 1);
     let len = done.len;
     log.committed(done);
-    places.apply(&first);
+    places.apply(first.clone());
 
     // A later write that never commits: the open at the committed length
     // does not see it, and cuts it off.
@@ -90,10 +90,13 @@ fn committed_appends_read_back_and_uncommitted_ones_do_not() {
     let done = log.prepare(&places, &second, false, || 99).unwrap();
     let len = done.len;
     log.committed(done);
-    places.apply(&second);
+    places.apply(second.clone());
     let (_, back) = PlacesLog::open(dir.path(), 1, len).unwrap();
     assert_eq!(state(&back), state(&places));
-    assert_eq!(back.get(7), Some(&series(Some(120), &[])));
+    assert_eq!(
+        back.get(7).map(|s| s.to_owned()),
+        Some(series(Some(120), &[]))
+    );
 }
 
 #[test]
@@ -128,7 +131,7 @@ fn a_grown_log_is_rewritten_as_a_snapshot_in_a_new_file() {
         files.insert(done.id);
         let (id, len) = (done.id, done.len);
         log.committed(done);
-        places.apply(&c);
+        places.apply(c.clone());
         // Only the file of the last commit is left.
         let on_disk: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(on_disk.len(), 1);
@@ -164,7 +167,7 @@ fn an_abandoned_rewrite_leaves_the_committed_file() {
     let len = done.len;
     log.committed(done);
     let mut after = places.clone();
-    after.apply(&c);
+    after.apply(c.clone());
     let rewrite = log.prepare(&after, &BTreeMap::new(), true, || 9).unwrap();
     assert!(dir.path().join(file_name(9)).exists());
     log.abandoned(rewrite);
@@ -233,7 +236,7 @@ proptest! {
         snapshot: bool,
     ) {
         let kind = if snapshot { KIND_SNAPSHOT } else { KIND_CHANGES };
-        let payload = encode(kind, list.iter().map(|(&k, v)| (k, v)));
+        let payload = encode(kind, list.iter().map(|(&k, v)| (k, v.as_ref())));
         let (k, back) = decode(&payload).unwrap();
         prop_assert_eq!(k, kind);
         prop_assert_eq!(back, list.into_iter().collect::<Vec<_>>());
@@ -243,9 +246,46 @@ proptest! {
     fn damaged_frames_decode_without_panic(bytes: Vec<u8>, flip in any::<usize>()) {
         let _ = decode(&bytes);
         let list = changes(vec![(1, series(Some(5), &[(0, 1, 2, 3, 4)]))]);
-        let mut payload = encode(KIND_CHANGES, list.iter().map(|(&k, v)| (k, v)));
+        let mut payload = encode(KIND_CHANGES, list.iter().map(|(&k, v)| (k, v.as_ref())));
         let at = flip % payload.len();
         payload[at] ^= 0xA5;
         let _ = decode(&payload);
+    }
+}
+
+proptest! {
+    /// Chunked places answer as a plain map of series would, through any
+    /// run of commits (series across chunks, added, changed, emptied).
+    #[test]
+    fn places_apply_like_a_map(
+        commits in proptest::collection::vec(
+            proptest::collection::btree_map(0u64..300, proptest::option::of(any_series()), 0..40),
+            1..8,
+        ),
+    ) {
+        let mut places = Places::default();
+        let mut model: BTreeMap<u64, SeriesPlaces> = BTreeMap::new();
+        for commit in commits {
+            let changes: BTreeMap<u64, SeriesPlaces> = commit
+                .into_iter()
+                .map(|(sid, s)| (sid, s.unwrap_or_default()))
+                .collect();
+            // A reader's copy keeps what it saw.
+            let before = places.clone();
+            let seen = state(&before);
+            for (&sid, s) in &changes {
+                if s.last_seen.is_none() && s.blocks.is_empty() {
+                    model.remove(&sid);
+                } else {
+                    model.insert(sid, s.clone());
+                }
+            }
+            places.apply(changes);
+            prop_assert_eq!(state(&before), seen);
+            prop_assert_eq!(state(&places), model.clone().into_iter().collect::<Vec<_>>());
+            for sid in 0..300 {
+                prop_assert_eq!(places.get(sid).map(|s| s.to_owned()), model.get(&sid).cloned());
+            }
+        }
     }
 }

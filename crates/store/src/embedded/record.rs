@@ -10,7 +10,9 @@
 //!          | distribution: f64 count, sum, min, max, f64 zero, bins pos, bins neg
 //! bins    := u32 n, n x (i32 key, f64 count);  str := u32 len, utf-8 bytes
 //! ```
-//! All integers little-endian.
+//! All integers little-endian. A record may also be stored deflated
+//! (`series.defs` does): the byte 2, the record's length as u32, then the
+//! record as a raw deflate stream.
 
 use minutely_core::{Agg, DistAgg, GaugeAgg, Kind, Sketch, Tags};
 
@@ -39,6 +41,9 @@ pub struct Record {
     pub series: Vec<SeriesDef>,
     pub points: Vec<(u64, i64, Agg)>,
 }
+
+/// First byte of a deflated record (a plain one starts with 0 or 1).
+const DEFLATED: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 #[error("log record is malformed: {0}")]
@@ -76,7 +81,42 @@ impl Record {
         }
     }
 
+    /// [`encode`](Self::encode), deflated: for records kept for long.
+    pub fn encode_deflated(&self, out: &mut Vec<u8>) {
+        let mut raw = Vec::new();
+        self.encode(&mut raw);
+        let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
+        let start = out.len();
+        out.push(DEFLATED);
+        out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        out.resize(start + 5 + c.deflate_compress_bound(raw.len()), 0);
+        match c.deflate_compress(&raw, &mut out[start + 5..]) {
+            Ok(n) => out.truncate(start + 5 + n),
+            Err(_) => {
+                // The bound always fits; plain is the fallback all the same.
+                out.truncate(start);
+                out.extend_from_slice(&raw);
+            }
+        }
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
+        if bytes.first() == Some(&DEFLATED) {
+            let mut r = Reader { buf: &bytes[1..] };
+            let len = r.u32()? as usize;
+            // Deflate shrinks by 1,032 times at most.
+            if len > r.buf.len().saturating_mul(1_032) {
+                return Err(RecordError("deflated length out of range"));
+            }
+            let mut raw = vec![0; len];
+            let n = libdeflater::Decompressor::new()
+                .deflate_decompress(r.buf, &mut raw)
+                .map_err(|_| RecordError("deflated record does not inflate"))?;
+            if n != len || raw.first() == Some(&DEFLATED) {
+                return Err(RecordError("deflated record of the wrong length"));
+            }
+            return Record::decode(&raw);
+        }
         let mut r = Reader { buf: bytes };
         let batch = match r.u8()? {
             0 => None,
@@ -290,5 +330,50 @@ mod tests {
         for cut in 0..buf.len() {
             assert!(Record::decode(&buf[..cut]).is_err());
         }
+        // Deflated, as series.defs keeps records: the same record back,
+        // and any cut or flipped byte an error rather than a panic.
+        let mut deflated = Vec::new();
+        rec.encode_deflated(&mut deflated);
+        assert_eq!(deflated[0], DEFLATED);
+        assert_eq!(Record::decode(&deflated).unwrap(), rec);
+        for cut in 0..deflated.len() {
+            assert!(Record::decode(&deflated[..cut]).is_err());
+        }
+        for i in 1..deflated.len() {
+            let mut bad = deflated.clone();
+            bad[i] ^= 0x5A;
+            let _ = Record::decode(&bad);
+        }
+    }
+
+    #[test]
+    fn definitions_deflate_to_a_fraction() {
+        let series: Vec<SeriesDef> = (0..1_000)
+            .map(|i| SeriesDef {
+                id: i,
+                app: "webshop".into(),
+                env: "production".into(),
+                name: format!("metric_{}", i % 10),
+                kind: Kind::Counter,
+                tags: Tags::from_pairs([
+                    ("host", format!("host-{:04}", i / 10)),
+                    ("region", "eu-west".to_string()),
+                ]),
+            })
+            .collect();
+        let rec = Record {
+            series,
+            ..Record::default()
+        };
+        let (mut plain, mut deflated) = (Vec::new(), Vec::new());
+        rec.encode(&mut plain);
+        rec.encode_deflated(&mut deflated);
+        assert!(
+            deflated.len() * 4 < plain.len(),
+            "{} vs {}",
+            deflated.len(),
+            plain.len()
+        );
+        assert_eq!(Record::decode(&deflated).unwrap(), rec);
     }
 }

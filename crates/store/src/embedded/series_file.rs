@@ -55,8 +55,10 @@ impl SeriesFile {
             series: defs.to_vec(),
             points: Vec::new(),
         };
-        let mut payload = Vec::with_capacity(96 * defs.len() + 16);
-        record.encode(&mut payload);
+        // Deflated: names, apps and tag keys repeat from one series to the
+        // next (10,000 definitions take 0.9 MB plain).
+        let mut payload = Vec::with_capacity(32 * defs.len() + 16);
+        record.encode_deflated(&mut payload);
         wal::append_synced(&mut self.file, &mut self.len, &wal::frame(&payload))
     }
 }

@@ -1,19 +1,19 @@
-//! Encoded blocks in append-only files beside the database, redb keeping
-//! only where each block is.
+//! Encoded blocks in append-only files beside the database.
 //!
 //! Blocks are most of the stored bytes, and in redb they cost more than
 //! themselves: its 4 KiB copy-on-write pages hold a day block of 1-2 KB
 //! at about 70%, and its file grows by doubling. A checkpoint instead
 //! appends the blocks it writes to a new *block file* (`blocks/N.blk`),
-//! syncs it, and commits the blocks' places in the same redb transaction
-//! as the rest. Block files are never changed after that: a rewritten
+//! syncs it, and commits the blocks' places (in the places log) with the
+//! same redb transaction as the rest. Block files are never changed after that: a rewritten
 //! block leaves dead bytes behind, counted per file in the `block_files`
 //! table; a checkpoint copies the live blocks out of files that are
 //! mostly dead (or small) into its own and deletes them once committed.
 //!
-//! Readers pair a redb snapshot with the set of open files of the same
-//! commit (taken together under the store's gate); a file deleted after
-//! that stays readable through the descriptor the set holds.
+//! Readers take the set of open files with the places of the same commit
+//! (one reference, under the store's gate); a file deleted after that
+//! stays readable through the descriptor the set holds. The places live
+//! in memory and in a log file beside the block files (`places.rs`).
 
 use super::places::{Places, PlacesLog, PreparedLog, SeriesPlaces};
 use super::tables::{engine, BLOCKS, BLOCK_FILES, LAST_SEEN, META, PLACES_FILE, PLACES_LEN};
@@ -410,7 +410,7 @@ impl BlockFiles {
     }
 
     /// The files and places of the last commit (with the files of one
-    /// being committed). Take it with the redb snapshot, under the gate.
+    /// being committed). Take it under the gate, with the head's minutes.
     pub fn snapshot(&self) -> Arc<FileSet> {
         self.current
             .read()

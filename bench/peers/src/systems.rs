@@ -74,12 +74,14 @@ impl Running {
             Which::Prometheus => {
                 let port = free_port()?;
                 // No scrape targets; an out-of-order window because parallel
-                // clients may deliver a series' minutes a little out of order
-                // (when one request stalls behind a head compaction).
+                // clients may deliver a series' minutes out of order (when
+                // one request stalls behind a head compaction). A whole day:
+                // with 30 minutes, a compaction during a fast backfill left
+                // a client's minutes "too old" in some runs.
                 let config = dir.join("prometheus.yml");
                 std::fs::write(
                     &config,
-                    "global:\n  scrape_interval: 1h\nstorage:\n  tsdb:\n    out_of_order_time_window: 30m\n",
+                    "global:\n  scrape_interval: 1h\nstorage:\n  tsdb:\n    out_of_order_time_window: 25h\n",
                 )?;
                 let child = Command::new(&bins.prometheus)
                     .arg(format!("--config.file={}", config.display()))

@@ -269,9 +269,19 @@ thread_local! {
 }
 
 fn deflate(kind: Kind, payload: &[u8]) -> Vec<u8> {
+    deflate_at(level_index(kind), payload)
+}
+
+/// A raw deflate stream of `data` at the denser level, for what the store
+/// keeps outside blocks (the places file, series definitions).
+pub(crate) fn deflate_dense(data: &[u8]) -> Vec<u8> {
+    deflate_at(1, data)
+}
+
+fn deflate_at(level: usize, payload: &[u8]) -> Vec<u8> {
     COMPRESSORS
         .with(|c| {
-            c.borrow_mut()[level_index(kind)]
+            c.borrow_mut()[level]
                 .as_mut()
                 .and_then(|c| deflate_with(c, payload))
         })
@@ -279,6 +289,26 @@ fn deflate(kind: Kind, payload: &[u8]) -> Vec<u8> {
         // ever to, stored (uncompressed) deflate blocks keep the block
         // readable instead of panicking.
         .unwrap_or_else(|| stored_deflate(payload))
+}
+
+/// Inflates a raw deflate stream that must come to exactly `len` bytes,
+/// at most `limit`. A length deflate cannot reach from `data` (it shrinks
+/// by 1,032 times at most) is damage and is refused before anything is
+/// allocated.
+pub(crate) fn inflate_exact(data: &[u8], len: usize, limit: usize) -> Result<Vec<u8>, CodecError> {
+    if len > limit || len > data.len().saturating_mul(1_032).saturating_add(64) {
+        return Err(CodecError::TooLarge);
+    }
+    let mut out = vec![0; len];
+    match libdeflater::Decompressor::new().deflate_decompress(data, &mut out) {
+        Ok(n) if n == len => Ok(out),
+        Ok(n) => Err(CodecError::Malformed(format!(
+            "inflates to {n} bytes, not the {len} it says"
+        ))),
+        Err(_) => Err(CodecError::Deflate(std::io::Error::other(
+            "not a valid deflate stream of the length it says (damaged or cut short)",
+        ))),
+    }
 }
 
 fn deflate_with(c: &mut libdeflater::Compressor, input: &[u8]) -> Option<Vec<u8>> {

@@ -651,3 +651,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn inflate_exact_checks_the_length_it_is_told() {
+    let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    let deflated = crate::codec::deflate_dense(&data);
+    assert_eq!(
+        crate::codec::inflate_exact(&deflated, data.len(), 1 << 20).unwrap(),
+        data
+    );
+    // Shorter or longer than the stream: an error, not a cut or padded copy.
+    assert!(crate::codec::inflate_exact(&deflated, data.len() - 1, 1 << 20).is_err());
+    assert!(crate::codec::inflate_exact(&deflated, data.len() + 1, 1 << 20).is_err());
+    // Over the limit, or more than deflate can reach from these bytes:
+    // refused before anything is allocated.
+    assert!(matches!(
+        crate::codec::inflate_exact(&deflated, data.len(), 100),
+        Err(CodecError::TooLarge)
+    ));
+    assert!(matches!(
+        crate::codec::inflate_exact(&[0; 4], usize::MAX / 2, usize::MAX),
+        Err(CodecError::TooLarge)
+    ));
+}

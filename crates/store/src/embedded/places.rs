@@ -541,18 +541,9 @@ fn encode<'a>(kind: u8, series: impl Iterator<Item = (u64, SeriesRef<'a>)>) -> V
             end = (place.file, place.offset + u64::from(place.len));
         }
     }
-    let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
-    let mut out = vec![0; 2 + 10 + c.deflate_compress_bound(raw.len())];
-    out[0] = VERSION;
-    out[1] = kind;
-    let mut head = Vec::new();
-    put_uvarint(&mut head, raw.len() as u64);
-    out[2..2 + head.len()].copy_from_slice(&head);
-    let start = 2 + head.len();
-    let n = c
-        .deflate_compress(&raw, &mut out[start..])
-        .expect("the bound fits");
-    out.truncate(start + n);
+    let mut out = vec![VERSION, kind];
+    put_uvarint(&mut out, raw.len() as u64);
+    out.extend(crate::codec::deflate_dense(&raw));
     out
 }
 
@@ -579,19 +570,9 @@ fn decode_each(payload: &[u8], mut f: impl FnMut(u64, SeriesPlaces)) -> Result<u
     }
     let n = r.uvarint("places length").map_err(bad)?;
     let deflated = &payload[payload.len() - r.remaining()..];
-    // Deflate shrinks by 1,032 times at most: a larger length is damage,
-    // and must not become a large allocation.
-    if n > MAX_INFLATED as u64 || n > 1_032 * deflated.len() as u64 + 64 {
-        return Err(format!("places frame claiming to inflate to {n} bytes"));
-    }
-    let n = n as usize;
-    let mut raw = vec![0; n];
-    let got = libdeflater::Decompressor::new()
-        .deflate_decompress(deflated, &mut raw)
-        .map_err(|e| format!("places frame does not inflate: {e:?}"))?;
-    if got != n {
-        return Err(format!("places frame inflates to {got} bytes, not {n}"));
-    }
+    let raw =
+        crate::codec::inflate_exact(deflated, n.try_into().unwrap_or(usize::MAX), MAX_INFLATED)
+            .map_err(|e| format!("places frame: {e}"))?;
     let mut r = Reader::new(&raw);
     let count = r.uvarint("series count").map_err(bad)?;
     let (mut sid, mut seen) = (0u64, 0i64);

@@ -85,35 +85,19 @@ impl Record {
     pub fn encode_deflated(&self, out: &mut Vec<u8>) {
         let mut raw = Vec::new();
         self.encode(&mut raw);
-        let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
-        let start = out.len();
         out.push(DEFLATED);
         out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
-        out.resize(start + 5 + c.deflate_compress_bound(raw.len()), 0);
-        match c.deflate_compress(&raw, &mut out[start + 5..]) {
-            Ok(n) => out.truncate(start + 5 + n),
-            Err(_) => {
-                // The bound always fits; plain is the fallback all the same.
-                out.truncate(start);
-                out.extend_from_slice(&raw);
-            }
-        }
+        out.extend(crate::codec::deflate_dense(&raw));
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
         if bytes.first() == Some(&DEFLATED) {
             let mut r = Reader { buf: &bytes[1..] };
             let len = r.u32()? as usize;
-            // Deflate shrinks by 1,032 times at most.
-            if len > r.buf.len().saturating_mul(1_032) {
-                return Err(RecordError("deflated length out of range"));
-            }
-            let mut raw = vec![0; len];
-            let n = libdeflater::Decompressor::new()
-                .deflate_decompress(r.buf, &mut raw)
-                .map_err(|_| RecordError("deflated record does not inflate"))?;
-            if n != len || raw.first() == Some(&DEFLATED) {
-                return Err(RecordError("deflated record of the wrong length"));
+            let raw = crate::codec::inflate_exact(r.buf, len, u32::MAX as usize)
+                .map_err(|_| RecordError("deflated record does not inflate to its length"))?;
+            if raw.first() == Some(&DEFLATED) {
+                return Err(RecordError("deflated record inside a deflated record"));
             }
             return Record::decode(&raw);
         }

@@ -5,17 +5,18 @@
 //! at about 70%, and its file grows by doubling. A checkpoint instead
 //! appends the blocks it writes to a new *block file* (`blocks/N.blk`),
 //! syncs it, and commits the blocks' places (in the places log) with the
-//! same redb transaction as the rest. Block files are never changed after that: a rewritten
-//! block leaves dead bytes behind, counted per file in the `block_files`
-//! table; a checkpoint copies the live blocks out of files that are
-//! mostly dead (or small) into its own and deletes them once committed.
+//! same redb transaction as the rest. Block files are never changed after
+//! that: a rewritten block leaves dead bytes behind, counted per file in
+//! the `block_files` table; a checkpoint copies the live blocks out of
+//! files that are mostly dead (or small) into its own and deletes them
+//! once committed.
 //!
 //! Readers take the set of open files with the places of the same commit
 //! (one reference, under the store's gate); a file deleted after that
 //! stays readable through the descriptor the set holds. The places live
 //! in memory and in a log file beside the block files (`places.rs`).
 
-use super::places::{Places, PlacesLog, PreparedLog, SeriesPlaces};
+use super::places::{Places, PlacesLog, PreparedLog, SeriesPlaces, SeriesRef};
 use super::tables::{engine, BLOCKS, BLOCK_FILES, LAST_SEEN, META, PLACES_FILE, PLACES_LEN};
 use crate::StoreError;
 use redb::{ReadableTable, WriteTransaction};
@@ -31,13 +32,14 @@ use std::sync::{Arc, Mutex, RwLock};
 pub const DIR: &str = "blocks";
 /// First bytes of every block file.
 pub const MAGIC: &[u8; 8] = b"MNTBLKS1";
-/// First byte of a `blocks` value that is a place in a block file rather
-/// than the block itself (whose first byte is its version, 1).
+/// First byte of a `blocks` value of format versions 2 and 3 that is a
+/// place in a block file rather than the block itself (whose first byte is
+/// its version, 1).
 pub const REF_TAG: u8 = 0x80;
-/// Longest encoded [`BlockRef`]: the tag and three LEB128 numbers.
+/// Longest such place: the tag and three LEB128 numbers.
 pub const MAX_REF_LEN: usize = 1 + 10 + 10 + 5;
-/// Length of a [`Stored::identity`] of a block in a file, at most.
-const IDENTITY_LEN: usize = 8 + MAX_REF_LEN;
+/// Length of a [`Stored::identity`]: store nonce, file, offset, length.
+const IDENTITY_LEN: usize = 8 + 8 + 8 + 4;
 
 /// Buffered bytes of a file being written before they go to the kernel.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -50,14 +52,17 @@ pub struct BlockRef {
     pub len: u32,
 }
 
-/// A place as stored in `blocks`: the tag, then file, offset and length
-/// as unsigned LEB128 (7 to 11 bytes for a day block).
+/// A place as format versions 2 and 3 stored it in `blocks`: the tag,
+/// then file, offset and length as unsigned LEB128 (7 to 11 bytes for a
+/// day block). Read when such a directory is upgraded; written by tests.
+#[cfg(test)]
 #[derive(Clone, Copy)]
 pub struct EncodedRef {
     bytes: [u8; MAX_REF_LEN],
     len: u8,
 }
 
+#[cfg(test)]
 impl EncodedRef {
     pub fn as_slice(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
@@ -65,6 +70,7 @@ impl EncodedRef {
 }
 
 impl BlockRef {
+    #[cfg(test)]
     pub fn encode(&self) -> EncodedRef {
         let mut out = EncodedRef {
             bytes: [0; MAX_REF_LEN],
@@ -85,8 +91,8 @@ impl BlockRef {
         out
     }
 
-    /// The place a `blocks` value names, if it names one (the tag and
-    /// three numbers, nothing after).
+    /// The place a `blocks` value of format versions 2 and 3 names, if it
+    /// names one (the tag and three numbers, nothing after).
     pub fn decode(value: &[u8]) -> Option<BlockRef> {
         let (&tag, mut rest) = value.split_first()?;
         // Also bounds what a damaged value can make a reader copy.
@@ -133,24 +139,29 @@ pub fn parse_name(name: &str) -> Option<u64> {
 /// and its place there.
 pub type StoredBlock = ((u64, u8, u32), PathBuf, BlockRef);
 
+/// The places file the last commit named and its committed length, if
+/// the directory has one (format version 4 on).
+fn places_at(txn: &redb::ReadTransaction) -> Result<Option<(u64, u64)>, StoreError> {
+    let meta = txn.open_table(META).map_err(engine)?;
+    let get = |k| -> Result<Option<u64>, StoreError> {
+        Ok(meta.get(k).map_err(engine)?.map(|v| v.value()))
+    };
+    Ok(match (get(PLACES_FILE)?, get(PLACES_LEN)?) {
+        (Some(id), Some(len)) => Some((id, len)),
+        _ => None,
+    })
+}
+
 /// Every block of a stopped data directory, with where it is: for tools
 /// that read a data directory without opening the store.
 pub fn stored_blocks(data_dir: &Path) -> Result<Vec<StoredBlock>, StoreError> {
     let db = redb::Database::open(data_dir.join("minutely.redb")).map_err(engine)?;
     let txn = db.begin_read().map_err(engine)?;
-    let meta = txn.open_table(META).map_err(engine)?;
-    let get = |k| -> Result<u64, StoreError> {
-        meta.get(k)
-            .map_err(engine)?
-            .map(|v| v.value())
-            .ok_or_else(|| {
-                StoreError::Engine(format!(
-                    "no {k} in meta: open the directory with this build first"
-                ))
-            })
-    };
+    let (id, len) = places_at(&txn)?.ok_or_else(|| {
+        StoreError::Engine("no places file named: open the directory with this build first".into())
+    })?;
     let dir = data_dir.join(DIR);
-    let places = super::places::read_file(&dir, get(PLACES_FILE)?, get(PLACES_LEN)?)?;
+    let places = super::places::read_file(&dir, id, len)?;
     Ok(places
         .blocks()
         .map(|(key, place)| (key, dir.join(file_name(place.file)), place))
@@ -182,15 +193,12 @@ pub struct FileSet {
 impl FileSet {
     /// A block at `place`, as a read meets it.
     pub fn stored(&self, place: BlockRef) -> Stored {
-        let value = place.encode();
         let mut identity = [0; IDENTITY_LEN];
         identity[..8].copy_from_slice(&self.nonce.to_le_bytes());
-        identity[8..8 + value.as_slice().len()].copy_from_slice(value.as_slice());
-        Stored {
-            place,
-            identity,
-            len: 8 + value.as_slice().len() as u8,
-        }
+        identity[8..16].copy_from_slice(&place.file.to_le_bytes());
+        identity[16..24].copy_from_slice(&place.offset.to_le_bytes());
+        identity[24..].copy_from_slice(&place.len.to_le_bytes());
+        Stored { place, identity }
     }
 
     /// Where every committed block is.
@@ -245,7 +253,6 @@ fn next_nonce() -> u64 {
 pub struct Stored {
     pub place: BlockRef,
     identity: [u8; IDENTITY_LEN],
-    len: u8,
 }
 
 impl Stored {
@@ -253,7 +260,7 @@ impl Stored {
     /// place, which files never reuse): what the block cache checks its
     /// entries against.
     pub fn identity(&self) -> &[u8] {
-        &self.identity[..usize::from(self.len)]
+        &self.identity
     }
 
     /// The encoded block.
@@ -286,15 +293,7 @@ impl BlockFiles {
             for entry in table.iter().map_err(engine)? {
                 ids.push(entry.map_err(engine)?.0.value());
             }
-            let meta = txn.open_table(META).map_err(engine)?;
-            let get = |k| -> Result<Option<u64>, StoreError> {
-                Ok(meta.get(k).map_err(engine)?.map(|v| v.value()))
-            };
-            let log_at = match (get(PLACES_FILE)?, get(PLACES_LEN)?) {
-                (Some(id), Some(len)) => Some((id, len)),
-                _ => None,
-            };
-            (ids, log_at)
+            (ids, places_at(&txn)?)
         };
         let mut highest = named.iter().copied().max().unwrap_or(0);
         if let Some((id, _)) = log_at {
@@ -349,7 +348,7 @@ impl BlockFiles {
             None => {
                 // A new directory, or one whose blocks redb holds.
                 let id = highest + 1;
-                let (log, prepared) = PlacesLog::create(&dir, id, &Places::default())?;
+                let (log, prepared) = PlacesLog::create(&dir, id)?;
                 let owner = BlockFiles {
                     current: RwLock::new(set(Places::default())),
                     dir: dir.clone(),
@@ -580,12 +579,17 @@ impl<'a> BlockWrites<'a> {
         self.files.path(id)
     }
 
+    /// A series' places as this transaction has them so far.
+    fn current(&self, sid: u64) -> Option<SeriesRef<'_>> {
+        match self.changes.get(&sid) {
+            Some(s) => Some(s.as_ref()),
+            None => self.files.places().get(sid),
+        }
+    }
+
     /// Where a block is, as this transaction has it so far.
     pub fn place(&self, sid: u64, res: u8, block: u32) -> Option<BlockRef> {
-        match self.changes.get(&sid) {
-            Some(s) => s.get(res, block),
-            None => self.files.places().get(sid)?.get(res, block),
-        }
+        self.current(sid)?.get(res, block)
     }
 
     /// The series' state in this transaction, copied from the last commit
@@ -610,14 +614,11 @@ impl<'a> BlockWrites<'a> {
 
     /// Removes the series' blocks of `res` numbered below `block`.
     pub fn drop_before(&mut self, sid: u64, res: u8, block: u32) {
-        let any = match self.changes.get(&sid) {
-            Some(s) => !s.range(res, 0, block.saturating_sub(1)).is_empty() && block > 0,
-            None => self
-                .files
-                .places()
-                .get(sid)
-                .is_some_and(|s| block > 0 && !s.range(res, 0, block - 1).is_empty()),
-        };
+        // Only a series with such blocks is copied into the changes.
+        let any = block > 0
+            && self
+                .current(sid)
+                .is_some_and(|s| !s.range(res, 0, block - 1).is_empty());
         if any {
             for place in self.series_mut(sid).remove_before(res, block) {
                 self.release_place(place);
@@ -715,22 +716,19 @@ impl<'a> BlockWrites<'a> {
         if picked.is_empty() {
             return Ok(());
         }
+        // Every series with places: those of the last commit, and those
+        // this transaction added.
+        let committed = self.files.places().iter().map(|(sid, _)| sid);
+        let added = self
+            .changes
+            .keys()
+            .copied()
+            .filter(|&sid| self.files.places().get(sid).is_none());
         let mut moves = Vec::new();
-        let (files, changes) = (&self.files, &self.changes);
-        for (sid, committed) in files.places().iter() {
-            let s = changes.get(&sid).map_or(committed, |c| c.as_ref());
-            for &(res, block, place) in s.blocks {
+        for sid in committed.chain(added) {
+            for &(res, block, place) in self.current(sid).into_iter().flat_map(|s| s.blocks) {
                 if picked.contains(&place.file) {
                     moves.push(((sid, res, block), place));
-                }
-            }
-        }
-        for (&sid, s) in changes {
-            if files.places().get(sid).is_none() {
-                for &(res, block, place) in &s.blocks {
-                    if picked.contains(&place.file) {
-                        moves.push(((sid, res, block), place));
-                    }
                 }
             }
         }

@@ -43,9 +43,6 @@ pub fn slot_start(res: Resolution, block: u32, slot: u16) -> i64 {
     (block as i64 * slots_per_block(res) + slot as i64) * res.secs()
 }
 
-/// A snapshot's blocks: the block files of one commit and its places.
-pub type Source = FileSet;
-
 /// Decodes a block, reporting damage with where it is and what to do.
 pub fn decode(
     file: &Path,
@@ -121,9 +118,7 @@ pub fn upsert(
 ) -> Result<Vec<(u16, Agg)>, StoreError> {
     let key = (sid, res.code(), block);
     let existing = match writes.place(sid, res.code(), block) {
-        Some(place) => decode_block(&writes.block(place)?)
-            .map(|(_, slots)| slots)
-            .map_err(|e| damaged(&writes.path(place.file), key, e))?,
+        Some(place) => decode(&writes.path(place.file), key, &writes.block(place)?)?,
         None => Vec::new(),
     };
     let merged = merge_slots(existing, updates, replace);
@@ -161,7 +156,7 @@ fn merge_slots(old: Vec<(u16, Agg)>, new: Vec<(u16, Agg)>, replace: bool) -> Vec
 /// Calls `f` with each block of `sid` at `res` that holds a bucket
 /// starting in `[from, to)`, in block order.
 fn for_each_block(
-    src: &Source,
+    src: &FileSet,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
     mut f: impl FnMut(&Block<'_>) -> Result<(), StoreError>,
@@ -192,7 +187,7 @@ fn buckets_in(res: Resolution, from: i64, to: i64) -> usize {
 
 /// Stored buckets of one series in `[from, to)`, sorted by time.
 pub fn read_range(
-    src: &Source,
+    src: &FileSet,
     sid: SeriesId,
     res: Resolution,
     from: i64,
@@ -215,7 +210,7 @@ pub fn read_range(
 
 #[allow(clippy::too_many_arguments)]
 pub fn read_range_part(
-    src: &Source,
+    src: &FileSet,
     sid: SeriesId,
     res: Resolution,
     from: i64,
@@ -234,7 +229,7 @@ pub fn read_range_part(
 /// [`read_range_part`], handing each bucket to `out` (in time order)
 /// rather than collecting them.
 pub fn for_each_part(
-    src: &Source,
+    src: &FileSet,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
     part: Part,
@@ -269,7 +264,7 @@ pub fn for_each_part(
 /// starting in `[from, to)`, in block order, with the start of the
 /// block's first slot (its slots may fall outside the range).
 pub fn for_each_decoded(
-    src: &Source,
+    src: &FileSet,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
     part: Part,
@@ -318,7 +313,7 @@ fn cached_part(
 /// read (see [`PartReader::decode_dists_keeping`]). Blocks of another
 /// kind give nothing.
 pub fn read_range_dists(
-    src: &Source,
+    src: &FileSet,
     sid: SeriesId,
     (res, from, to): (Resolution, i64, i64),
     sketches: bool,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 impl Inner {
-    /// Moves the head's minutes into redb. One runs at a time; a failed one
+    /// Moves the head's minutes into blocks. One runs at a time; a failed one
     /// is retried by the next with the same frozen generation.
     pub(super) fn checkpoint(&self) -> Result<(), StoreError> {
         self.checkpoint_collecting(Collect::RUNNING)

@@ -32,7 +32,8 @@ mod verify;
 mod wal;
 mod writer;
 
-use read::{overlay, BlocksTable};
+use block_files::FileSet;
+use read::overlay;
 
 pub use block_files::{read_block, stored_blocks};
 pub use blocks::{set_block_cache_capacity, DEFAULT_BLOCK_CACHE_BYTES};
@@ -124,7 +125,7 @@ struct Inner {
     head: Arc<RwLock<Head>>,
     /// Held shared by reads while they snapshot, exclusively by a commit.
     gate: RwLock<()>,
-    /// Where the blocks are; redb names their places.
+    /// The block files and where each block is.
     block_files: block_files::BlockFiles,
     /// Definitions of the series made durable by checkpoints.
     series_file: Mutex<series_file::SeriesFile>,
@@ -262,7 +263,7 @@ impl Store for EmbeddedStore {
             |agg| Some(agg.clone()),
             Agg::merge,
             || (),
-            |table, (), sid| blocks::read_range(table, sid, res, from, to),
+            |files, (), sid| blocks::read_range(files, sid, res, from, to),
         )
     }
 
@@ -283,7 +284,7 @@ impl Store for EmbeddedStore {
             |agg| part.of(agg),
             |a, o| part.merge(a, *o),
             PartReader::default,
-            |table, reader, sid| blocks::read_range_part(table, sid, res, from, to, part, reader),
+            |files, reader, sid| blocks::read_range_part(files, sid, res, from, to, part, reader),
         )
     }
 
@@ -309,17 +310,16 @@ impl Store for EmbeddedStore {
     ) -> Result<Vec<DistRows>, StoreError> {
         let inner = &self.inner;
         let window = (res, from, to);
-        let per_series =
-            |table: &BlocksTable, reader: &mut PartReader, sid, minutes: &[(i64, Agg)]| {
-                if minutes.is_empty() {
-                    return blocks::read_range_dists(table, sid, window, sketches, reader);
-                }
-                // Head minutes merge into stored buckets before they are
-                // folded: this series is read as whole aggregates.
-                let stored = blocks::read_range(table, sid, res, from, to)?;
-                let buckets = overlay(stored, minutes, res, from, &Agg::merge);
-                Ok(DistRows::from_buckets(&buckets, sketches))
-            };
+        let per_series = |files: &FileSet, reader: &mut PartReader, sid, minutes: &[(i64, Agg)]| {
+            if minutes.is_empty() {
+                return blocks::read_range_dists(files, sid, window, sketches, reader);
+            }
+            // Head minutes merge into stored buckets before they are
+            // folded: this series is read as whole aggregates.
+            let stored = blocks::read_range(files, sid, res, from, to)?;
+            let buckets = overlay(stored, minutes, res, from, &Agg::merge);
+            Ok(DistRows::from_buckets(&buckets, sketches))
+        };
         inner.read_snapshot(
             series,
             window,

@@ -95,10 +95,6 @@ impl SeriesPlaces {
         }
     }
 
-    pub fn get(&self, res: u8, block: u32) -> Option<BlockRef> {
-        self.as_ref().get(res, block)
-    }
-
     /// Sets a block's place; the place it replaces, if any.
     pub fn set(&mut self, res: u8, block: u32, place: BlockRef) -> Option<BlockRef> {
         match find(&self.blocks, res, block) {
@@ -108,11 +104,6 @@ impl SeriesPlaces {
                 None
             }
         }
-    }
-
-    /// Blocks of `res` numbered `first..=last`.
-    pub fn range(&self, res: u8, first: u32, last: u32) -> &[Entry] {
-        range(&self.blocks, res, first, last)
     }
 
     /// Removes the blocks of `res` numbered below `block`; their places.
@@ -311,15 +302,11 @@ impl PlacesLog {
         Ok((log, places))
     }
 
-    /// Writes file `id` holding a snapshot of `places`, for a directory
-    /// that has none yet; it counts once a commit records it.
-    pub fn create(
-        dir: &Path,
-        id: u64,
-        places: &Places,
-    ) -> Result<(PlacesLog, PreparedLog), StoreError> {
+    /// Writes an empty file `id`, for a directory that has none yet; it
+    /// counts once a commit records it.
+    pub fn create(dir: &Path, id: u64) -> Result<(PlacesLog, PreparedLog), StoreError> {
         delete_others(dir, u64::MAX)?;
-        let (file, len) = write_snapshot(dir, id, places)?;
+        let (file, len) = write_snapshot(dir, id, &Places::default())?;
         let log = PlacesLog {
             dir: dir.to_path_buf(),
             id,

@@ -19,14 +19,13 @@ impl Inner {
         from_head: impl Fn(&Agg) -> Option<T>,
         merge: impl Fn(&mut T, &T) + Sync,
         new_state: impl Fn() -> State + Sync,
-        read_stored: impl Fn(&BlocksTable, &mut State, SeriesId) -> Result<Vec<(i64, T)>, StoreError>
-            + Sync,
+        read_stored: impl Fn(&FileSet, &mut State, SeriesId) -> Result<Vec<(i64, T)>, StoreError> + Sync,
     ) -> Result<Vec<Vec<(i64, T)>>, StoreError>
     where
         T: Clone + Send + Sync,
     {
-        let per_series = |table: &BlocksTable, state: &mut State, sid, minutes: &[(i64, T)]| {
-            let stored = read_stored(table, state, sid)?;
+        let per_series = |files: &FileSet, state: &mut State, sid, minutes: &[(i64, T)]| {
+            let stored = read_stored(files, state, sid)?;
             Ok(overlay(stored, minutes, res, from, &merge))
         };
         self.read_snapshot(series, (res, from, to), &from_head, &new_state, per_series)
@@ -41,8 +40,7 @@ impl Inner {
         (res, from, to): (Resolution, i64, i64),
         from_head: impl Fn(&Agg) -> Option<T>,
         new_state: impl Fn() -> State + Sync,
-        per_series: impl Fn(&BlocksTable, &mut State, SeriesId, &[(i64, T)]) -> Result<S, StoreError>
-            + Sync,
+        per_series: impl Fn(&FileSet, &mut State, SeriesId, &[(i64, T)]) -> Result<S, StoreError> + Sync,
     ) -> Result<Vec<S>, StoreError>
     where
         T: Clone + Send + Sync,
@@ -70,11 +68,10 @@ impl Inner {
             .collect();
         type Job<'a, T> = (&'a [SeriesId], &'a [Vec<(i64, T)>]);
         let read_chunk = |(ids, heads): Job<'_, T>| -> Result<Vec<S>, StoreError> {
-            let table: &BlocksTable = &files;
             let mut state = new_state();
             ids.iter()
                 .zip(heads)
-                .map(|(&sid, minutes)| per_series(table, &mut state, sid, minutes))
+                .map(|(&sid, minutes)| per_series(&files, &mut state, sid, minutes))
                 .collect()
         };
         let parts: Vec<Result<Vec<S>, StoreError>> = if jobs.len() <= 1 {
@@ -122,7 +119,7 @@ impl Inner {
             grid.is_one_to_one(res.secs()) && grid.start(grid.n.saturating_sub(1)) < to;
         let copy = part.value_is_v(field);
         let window = (res, grid.from, to);
-        let per_series = |table: &BlocksTable,
+        let per_series = |files: &FileSet,
                           (reader, scratch): &mut (PartReader, Vec<Option<Slim>>),
                           sid,
                           minutes: &[(i64, Slim)]| {
@@ -131,7 +128,7 @@ impl Inner {
                 // Each stored bucket is a grid bucket of its own: the
                 // decoded values are the answer, copied a block at a time.
                 values.reset(grid.n);
-                blocks::for_each_decoded(table, sid, window, part, reader, &mut |start, d| {
+                blocks::for_each_decoded(files, sid, window, part, reader, &mut |start, d| {
                     // Exact: `start` and `grid.from` are both on the step.
                     let first = start.saturating_sub(grid.from) / grid.step;
                     match d.as_run() {
@@ -152,14 +149,14 @@ impl Inner {
             // (which come in time order) to values.
             if minutes.is_empty() {
                 let mut fold = ValuesFold::new(&mut values, grid, part, field);
-                blocks::for_each_part(table, sid, window, part, reader, &mut |ts, slim| {
+                blocks::for_each_part(files, sid, window, part, reader, &mut |ts, slim| {
                     fold.push(ts, slim)
                 })?;
                 if fold.finish() {
                     return Ok(values);
                 }
             }
-            let stored = blocks::read_range_part(table, sid, res, grid.from, to, part, reader)?;
+            let stored = blocks::read_range_part(files, sid, res, grid.from, to, part, reader)?;
             let buckets = overlay(stored, minutes, res, grid.from, &merge);
             values.fill(grid, part, field, &buckets, scratch);
             Ok(values)
@@ -173,9 +170,6 @@ impl Inner {
         )
     }
 }
-
-/// The blocks as a read sees them.
-pub(super) type BlocksTable = blocks::Source;
 
 /// Threads a wide read spreads over: the cores, up to 8. Asked once:
 /// the standard library reads the cgroup's CPU quota files at every call.

@@ -39,12 +39,7 @@ impl SeriesFile {
     /// Opens (or creates) the file and returns every definition in it.
     pub fn open(data_dir: &Path) -> Result<(SeriesFile, Vec<SeriesDef>), StoreError> {
         let path = data_dir.join(FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(StoreError::from_io)?;
+        let file = open_for_append(&path)?;
         let mut records = Vec::new();
         // As the newest log segment: a torn last frame is cut.
         wal::read_segment(&path, true, &mut records)?;
@@ -99,11 +94,7 @@ impl SeriesFile {
             after = frame.len(),
             "rewrote the series definitions as one deflated record"
         );
-        self.file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(StoreError::from_io)?;
+        self.file = open_for_append(&path)?;
         self.len = frame.len() as u64;
         Ok(())
     }
@@ -125,6 +116,16 @@ impl SeriesFile {
         record.encode_deflated(&mut payload);
         wal::append_synced(&mut self.file, &mut self.len, &wal::frame(&payload))
     }
+}
+
+/// The file at `path`, created if missing, for reads and appends.
+fn open_for_append(path: &Path) -> Result<File, StoreError> {
+    OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(StoreError::from_io)
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ fn write(db: &Db, sid: SeriesId, block: u32, slots: Vec<(u16, Agg)>) {
 }
 
 /// The blocks as a read sees them.
-fn source(db: &Db) -> Arc<crate::embedded::read::BlocksTable> {
+fn source(db: &Db) -> Arc<crate::embedded::block_files::FileSet> {
     db.files.snapshot()
 }
 

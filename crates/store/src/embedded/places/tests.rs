@@ -24,7 +24,7 @@ fn state(p: &Places) -> Vec<(u64, SeriesPlaces)> {
 }
 
 fn new_log(dir: &Path) -> PlacesLog {
-    let (mut log, created) = PlacesLog::create(dir, 1, &Places::default()).unwrap();
+    let (mut log, created) = PlacesLog::create(dir, 1).unwrap();
     log.committed(created);
     log
 }
@@ -38,11 +38,11 @@ fn series_places_keep_order_and_answer_ranges() {
     assert_eq!(s.set(0, 20, place(2, 8, 6)), Some(place(1, 8, 5)));
     let keys: Vec<(u8, u32)> = s.blocks.iter().map(|&(r, b, _)| (r, b)).collect();
     assert_eq!(keys, vec![(0, 19), (0, 20), (1, 0)]);
-    assert_eq!(s.range(0, 20, 30).len(), 1);
-    assert_eq!(s.range(0, 0, 19).len(), 1);
-    assert_eq!(s.range(0, 21, 30).len(), 0);
-    assert_eq!(s.range(1, 0, u32::MAX).len(), 1);
-    assert_eq!(s.get(0, 20), Some(place(2, 8, 6)));
+    assert_eq!(s.as_ref().range(0, 20, 30).len(), 1);
+    assert_eq!(s.as_ref().range(0, 0, 19).len(), 1);
+    assert_eq!(s.as_ref().range(0, 21, 30).len(), 0);
+    assert_eq!(s.as_ref().range(1, 0, u32::MAX).len(), 1);
+    assert_eq!(s.as_ref().get(0, 20), Some(place(2, 8, 6)));
     // Only blocks of the resolution, only those below the number.
     assert_eq!(s.remove_before(0, 20), vec![place(1, 13, 5)]);
     assert_eq!(s.remove_before(0, 0), vec![]);

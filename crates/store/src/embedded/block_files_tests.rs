@@ -180,6 +180,14 @@ fn files_mostly_dead_are_collected_and_counts_stay_exact() {
     );
     assert!(a.rows.len() <= 2, "{:?}", a.rows);
     assert!(store.verify().unwrap().is_clean());
+    // One places file, which the clean stop rewrote as a snapshot: no
+    // older one left beside it.
+    let places: Vec<_> = std::fs::read_dir(store.inner.block_files.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".places"))
+        .collect();
+    assert_eq!(places.len(), 1, "{places:?}");
 }
 
 #[test]

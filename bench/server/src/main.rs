@@ -6,6 +6,10 @@
 //!
 //! `cargo build --release -p minutely -p minutely-bench && target/release/minutely-bench [--series N] [--minutes M] [--metrics K] [--reuse DIR]`
 //!
+//! `--push-only` stops after the push and prints its throughput and the
+//! server's CPU time per point (user and system, all threads), the steadier
+//! figure for comparing two builds.
+//!
 //! `--metrics K` spreads the series over K metrics (half gauges, half
 //! counters; default 10), so `--series 20000 --metrics 2` gives one counter
 //! with 10,000 series. `--reuse DIR` keeps the pushed data in DIR; a later
@@ -37,6 +41,8 @@ struct Args {
     bin: PathBuf,
     reuse: Option<PathBuf>,
     store: Option<String>,
+    /// Stop after the push: its throughput and CPU only (to compare builds).
+    push_only: bool,
 }
 
 fn args() -> Result<Args> {
@@ -47,6 +53,7 @@ fn args() -> Result<Args> {
         bin: PathBuf::from("target/release/minutely"),
         reuse: None,
         store: None,
+        push_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -58,6 +65,7 @@ fn args() -> Result<Args> {
             "--bin" => a.bin = PathBuf::from(val()?),
             "--reuse" => a.reuse = Some(PathBuf::from(val()?)),
             "--store" => a.store = Some(val()?),
+            "--push-only" => a.push_only = true,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -170,6 +178,8 @@ fn time_query(url: &str, params: &[(&str, String)], reps: usize) -> Result<(f64,
 /// What the push phase measured (absent when `--reuse` skipped it).
 struct PushFigures {
     took: Duration,
+    /// The server's CPU time (user and system) while the push ran.
+    cpu_secs: f64,
     json_bytes: usize,
     disk: u64,
     rss_idle: u64,
@@ -190,11 +200,14 @@ fn push_phase(a: &Args, dir: &Path, start: i64) -> Result<PushFigures> {
         "pushing {} requests of {BATCH} points with {CLIENTS} clients ...",
         payloads.len()
     );
+    let cpu_before = server.cpu_secs();
     let took = push_all(&server.url, payloads)?;
+    let cpu_secs = server.cpu_secs() - cpu_before;
     let rss_loaded = server.rss_bytes();
     server.stop()?;
     Ok(PushFigures {
         took,
+        cpu_secs,
         json_bytes,
         disk: match &a.store {
             Some(url) => clickhouse_bytes(url)?,
@@ -234,6 +247,16 @@ fn main() -> Result<()> {
         }
     };
 
+    if a.push_only {
+        let _ = std::fs::remove_dir_all(&tmp);
+        let p = pushed.context("--push-only needs a push: do not reuse pushed data")?;
+        println!(
+            "push: {:.0} points/s, server CPU {:.0} ns a point",
+            points as f64 / p.took.as_secs_f64(),
+            p.cpu_secs * 1e9 / points as f64
+        );
+        return Ok(());
+    }
     let server = Server::start_on(&a.bin, &tmp, LATE_WINDOW_SECS, a.store.as_deref())?;
     let rss_restart = server.rss_bytes();
     // Steady state: every series sends its current minutes, as live clients do.
@@ -316,6 +339,11 @@ fn main() -> Result<()> {
     println!("|---|---|");
     if let Some(p) = pushed {
         println!("| push throughput (HTTP, {BATCH} points/request, {CLIENTS} clients) | {:.0} points/s ({:.1} s, {:.0} MB JSON) |", points as f64 / p.took.as_secs_f64(), p.took.as_secs_f64(), p.json_bytes as f64 / 1e6);
+        println!(
+            "| server CPU per pushed point (user + system, all threads) | {:.0} ns ({:.1} CPU s) |",
+            p.cpu_secs * 1e9 / points as f64,
+            p.cpu_secs
+        );
         println!(
             "| bytes on disk per stored point (after clean stop) | {:.2} B ({:.1} MB total) |",
             p.disk as f64 / points as f64,

@@ -63,6 +63,10 @@ impl Minutely {
         rss_bytes(self.child.id())
     }
 
+    pub fn cpu_secs(&self) -> f64 {
+        cpu_secs(self.child.id())
+    }
+
     /// SIGTERM: the server checkpoints and compacts before it exits.
     pub fn stop(mut self) -> Result<()> {
         terminate(&mut self.child)
@@ -77,6 +81,26 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
+}
+
+/// User and system CPU time a process has used so far, from /proc
+/// (in clock ticks of 1/100 s, Linux's fixed `USER_HZ` on x86 and ARM).
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name may hold spaces; the fields after its ')' do not.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after ')'.
+    (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
 /// SIGTERM and wait for a clean exit.

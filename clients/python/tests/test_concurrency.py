@@ -1,12 +1,13 @@
 """Many threads and forked workers: totals are exact, and what was recorded
 before a fork is sent once, by the parent."""
 
+import logging
 import os
 import threading
 import time
 
 import minutely
-from minutely import add_distribution_value, increment_counter, set_gauge, probes
+from minutely import _registry, add_distribution_value, increment_counter, set_gauge, probes
 from server_harness import wait_for
 
 
@@ -101,3 +102,40 @@ def test_probes_keep_running_in_a_forked_child(client, env):
     finally:
         probes.clear()
         probes.stop()
+
+
+class _FoldingHolder:
+    """A lock held by another thread that folds ``buf`` while a recording
+    thread waits for it, and is still held when the wait times out."""
+
+    def __init__(self, buf, left):
+        self.buf, self.left = buf, left
+
+    def acquire(self, blocking=True, timeout=-1):
+        if blocking:  # the wait: the holder folds all but `left` newer values
+            del self.buf[:len(self.buf) - self.left]
+        return False
+
+
+def test_values_folded_during_a_timed_out_wait_are_kept(monkeypatch):
+    increment_counter("py_wait_race", 1)
+    buf = _registry._counters["py_wait_race"]
+    dropped = _registry._outbox.dropped_points
+    buf.extend([1] * (_registry.HARD_CAP - len(buf)))
+    monkeypatch.setattr(_registry, "_lock", _FoldingHolder(buf, left=1950))
+    _registry._fold_full(buf)
+    assert len(buf) == 1950
+    assert _registry._outbox.dropped_points == dropped
+
+
+def test_a_buffer_still_full_after_the_wait_is_dropped_and_counted(monkeypatch, caplog):
+    increment_counter("py_wait_stuck", 1)
+    buf = _registry._counters["py_wait_stuck"]
+    dropped = _registry._outbox.dropped_points
+    buf.extend([1] * (_registry.HARD_CAP - len(buf)))
+    monkeypatch.setattr(_registry, "_lock", _FoldingHolder(buf, left=_registry.HARD_CAP))
+    with caplog.at_level(logging.WARNING, logger="minutely"):
+        _registry._fold_full(buf)
+    assert len(buf) == 0
+    assert _registry._outbox.dropped_points == dropped + _registry.HARD_CAP
+    assert "came faster than they could be folded" in caplog.text

@@ -151,10 +151,16 @@ def _fold_full(buf):
                 _fold(buf.series, time())
             finally:
                 lock.release()
-        else:
+        elif len(buf) >= HARD_CAP:
+            # Still full after the wait: drop the oldest values to bound
+            # memory. A holder that folded the buffer meanwhile left only
+            # newer values, which stay for the next fold.
             n = len(buf)
             del buf[:n]
             _outbox._drop(n, 0)
+            _warn_once(("overrun", buf.series.skey[0]),
+                       "minutely: values of %r came faster than they could be folded; "
+                       "%d were dropped (counted in dropped_points)", buf.series.skey[0], n)
     if _pending_logs:
         emit_logs()
 

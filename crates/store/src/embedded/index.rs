@@ -1,9 +1,10 @@
 //! The series index, kept whole in memory: which series exist, their ids,
 //! the kind of each metric name per app, and series counts per app.
 
-use super::head::{SidHasher, SidMap};
+use super::head::SidHasher;
 use super::record::SeriesDef;
 use crate::{MetricInfo, SeriesId, SeriesInfo};
+use hashbrown::HashTable;
 use minutely_core::{Kind, Tags};
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
@@ -13,6 +14,8 @@ use std::sync::Arc;
 
 pub struct SeriesMeta {
     pub def: SeriesDef,
+    /// The lookup key ([`series_key`]) of the series.
+    key: Box<str>,
     /// Set once the definition is in a synced log frame or in redb; until
     /// then every record that uses the series carries its definition.
     pub durable: AtomicBool,
@@ -32,9 +35,16 @@ pub struct SeriesRef<'a> {
 
 #[derive(Default)]
 pub struct SeriesIndex {
-    /// The series itself, not its id: a push finds it in one lookup.
-    by_key: HashMap<Box<str>, Arc<SeriesMeta>>,
-    series: SidMap<Arc<SeriesMeta>>,
+    /// Series ids by the hash of their key. Only ids, 8 bytes a slot, so
+    /// the table a push probes once for every point stays in the cache;
+    /// the key it compares is in the series' own record.
+    by_key: HashTable<SeriesId>,
+    key_hasher: RandomState,
+    /// Each series by id. Ids are handed out densely from 0, and series
+    /// that arrive together get neighbouring ids, so a push reads this in
+    /// order.
+    series: Vec<Option<Arc<SeriesMeta>>>,
+    count: usize,
     kinds: HashMap<(String, String), Kind>,
     per_app: HashMap<String, usize>,
     by_metric: HashMap<(String, String, String), Vec<SeriesId>>,
@@ -96,7 +106,7 @@ pub fn series_key(buf: &mut String, app: &str, env: &str, name: &str, tags: &Tag
 
 impl SeriesIndex {
     pub fn len(&self) -> usize {
-        self.series.len()
+        self.count
     }
 
     pub fn apps(&self) -> usize {
@@ -114,7 +124,12 @@ impl SeriesIndex {
     }
 
     pub fn get(&self, id: SeriesId) -> Option<&Arc<SeriesMeta>> {
-        self.series.get(&id)
+        self.series.get(usize::try_from(id).ok()?)?.as_ref()
+    }
+
+    /// A series the index holds, by an id taken from the index itself.
+    fn meta(&self, id: SeriesId) -> &Arc<SeriesMeta> {
+        self.get(id).expect("the index lists only series it holds")
     }
 
     pub fn kind_of(&self, app: &str, name: &str) -> Option<Kind> {
@@ -125,7 +140,7 @@ impl SeriesIndex {
 
     /// Adds a known series (from redb or the log); repeated adds are no-ops.
     pub fn insert(&mut self, def: SeriesDef, durable: bool) -> Arc<SeriesMeta> {
-        if let Some(existing) = self.series.get(&def.id) {
+        if let Some(existing) = self.get(def.id) {
             if durable {
                 existing.durable.store(true, Ordering::Release);
             }
@@ -146,13 +161,39 @@ impl SeriesIndex {
             self.by_pair.entry(pair).or_default().push(def.id);
         }
         self.next_id = self.next_id.max(def.id + 1);
+        let id = def.id;
         let meta = Arc::new(SeriesMeta {
             def,
+            key: key.into_boxed_str(),
             durable: AtomicBool::new(durable),
             last_seen: AtomicI64::new(i64::MIN),
         });
-        self.series.insert(meta.def.id, meta.clone());
-        self.by_key.insert(key.into_boxed_str(), meta.clone());
+        let hash = self.key_hasher.hash_one(&*meta.key);
+        let slot = id as usize;
+        if slot >= self.series.len() {
+            self.series.resize(slot + 1, None);
+        }
+        self.series[slot] = Some(meta.clone());
+        self.count += 1;
+        let (series, hasher) = (&self.series, &self.key_hasher);
+        let same_key = |&other: &SeriesId| {
+            series[other as usize]
+                .as_ref()
+                .is_some_and(|m| m.key == meta.key)
+        };
+        // A key met again under a new id (its first definition lost with a
+        // damaged log) now finds the new one, as later definitions win.
+        match self.by_key.find_mut(hash, same_key) {
+            Some(slot) => *slot = id,
+            None => {
+                self.by_key.insert_unique(hash, id, |&other| {
+                    let other = series[other as usize]
+                        .as_ref()
+                        .expect("indexed ids are held");
+                    hasher.hash_one(&*other.key)
+                });
+            }
+        }
         meta
     }
 
@@ -171,7 +212,14 @@ impl SeriesIndex {
             tags,
         } = series;
         series_key(key, app, env, name, tags);
-        if let Some(meta) = self.by_key.get(key.as_str()) {
+        let hash = self.key_hasher.hash_one(key.as_str());
+        let series = &self.series;
+        let found = self.by_key.find(hash, |&id| {
+            series[id as usize]
+                .as_ref()
+                .is_some_and(|m| *m.key == *key.as_str())
+        });
+        if let Some(meta) = found.map(|&id| self.meta(id)) {
             if meta.def.kind != kind {
                 return Err(ResolveError::KindConflict {
                     name: name.into(),
@@ -234,7 +282,7 @@ impl SeriesIndex {
                 .collect(),
         };
         ids.iter()
-            .map(|id| (*id, &self.series[id].def))
+            .map(|id| (*id, &self.meta(*id).def))
             .filter(|(_, def)| keep(&def.tags))
             .map(|(id, def)| SeriesInfo {
                 id,
@@ -280,7 +328,7 @@ impl SeriesIndex {
                 .min_by_key(|ids| ids.len())
                 .unwrap_or_default();
             for id in shortest {
-                let def = &self.series[id].def;
+                let def = &self.meta(*id).def;
                 if def.app == app
                     && def.env == env
                     && def.name == name
@@ -312,14 +360,14 @@ impl SeriesIndex {
                 .entry((name.clone(), e.clone()))
                 .or_insert_with(|| MetricInfo {
                     name: name.clone(),
-                    kind: self.series[&ids[0]].def.kind,
+                    kind: self.meta(ids[0]).def.kind,
                     env: e.clone(),
                     tags: BTreeMap::new(),
                     series: 0,
                     last_seen: None,
                 });
             for id in ids {
-                let meta = &self.series[id];
+                let meta = self.meta(*id);
                 info.series += 1;
                 for (k, v) in meta.def.tags.iter() {
                     info.tags
@@ -337,7 +385,7 @@ impl SeriesIndex {
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Arc<SeriesMeta>> {
-        self.series.values()
+        self.series.iter().flatten()
     }
 }
 
@@ -409,6 +457,65 @@ mod tests {
             });
             prop_assert_eq!(idx.series_with(APPS[app], env, NAMES[name], &pairs, &keep), want);
         }
+    }
+
+    #[test]
+    fn a_key_defined_again_under_a_new_id_finds_the_new_one() {
+        let mut idx = SeriesIndex::default();
+        let eu = Tags::from_pairs([("region", "eu")]);
+        let def = |id| SeriesDef {
+            id,
+            app: "shop".into(),
+            env: "prod".into(),
+            name: "orders".into(),
+            kind: Kind::Counter,
+            tags: eu.clone(),
+        };
+        idx.insert(def(0), true);
+        idx.insert(def(5), true);
+        // Repeated adds are no-ops.
+        idx.insert(def(5), true);
+        let series = SeriesRef {
+            app: "shop",
+            env: "prod",
+            name: "orders",
+            kind: Kind::Counter,
+            tags: &eu,
+        };
+        let found = idx.resolve(&mut String::new(), series, 10).unwrap();
+        assert_eq!(found.def.id, 5);
+        assert_eq!(idx.len(), 2);
+        assert!(idx.get(3).is_none() && idx.get(u64::MAX).is_none());
+        assert_eq!(idx.next_id(), 6);
+        assert_eq!(idx.all().map(|m| m.def.id).collect::<Vec<_>>(), vec![0, 5]);
+    }
+
+    #[test]
+    fn many_series_resolve_to_their_own_ids_after_the_table_grows() {
+        let mut idx = SeriesIndex::default();
+        let mut buf = String::new();
+        let tags: Vec<Tags> = (0..5_000)
+            .map(|i| Tags::from_pairs([("host", format!("h{i}").as_str())]))
+            .collect();
+        let series = |t| SeriesRef {
+            app: "shop",
+            env: "prod",
+            name: "orders",
+            kind: Kind::Gauge,
+            tags: t,
+        };
+        let ids: Vec<SeriesId> = tags
+            .iter()
+            .map(|t| idx.resolve(&mut buf, series(t), 10_000).unwrap().def.id)
+            .collect();
+        assert_eq!(ids, (0..5_000).collect::<Vec<_>>());
+        for (t, id) in tags.iter().zip(&ids) {
+            assert_eq!(
+                idx.resolve(&mut buf, series(t), 10_000).unwrap().def.id,
+                *id
+            );
+        }
+        assert_eq!(idx.len(), 5_000);
     }
 
     #[test]

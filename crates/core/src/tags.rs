@@ -3,17 +3,20 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Sorted, de-duplicated tag pairs, kept in two allocations whatever
 /// their number: every point of a push builds one, so a string per key and
-/// per value would be most of its allocations.
+/// per value would be most of its allocations. Shared, not copied, by a
+/// clone: the points of one push that carry the same tags (the metrics of
+/// one host) share one set, and so do the series made from them.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
 pub struct Tags {
     /// Keys and values one after another: key 0, value 0, key 1, ...
-    text: Box<str>,
+    text: Arc<str>,
     /// Where each key and each value ends in `text`.
-    ends: Box<[usize]>,
+    ends: Arc<[usize]>,
 }
 
 impl Tags {
@@ -32,6 +35,11 @@ impl Tags {
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
         Tags::from(map)
+    }
+
+    /// Whether these are exactly `pairs`, in order.
+    pub fn is(&self, pairs: &[(&str, &str)]) -> bool {
+        self.len() == pairs.len() && self.iter().eq(pairs.iter().copied())
     }
 
     /// Tags from pairs already sorted by key with no key twice (what a
@@ -55,8 +63,8 @@ impl Tags {
             ends.push(text.len());
         }
         Tags {
-            text: text.into_boxed_str(),
-            ends: ends.into_boxed_slice(),
+            text: text.into(),
+            ends: ends.into(),
         }
     }
 

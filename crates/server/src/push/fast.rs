@@ -212,11 +212,12 @@ fn parse_points(c: &mut Cursor, limits: &Limits) -> Option<Vec<(usize, Point)>> 
         return Some(out);
     }
     let mut tags = Vec::new();
+    let mut last_tags = Tags::new();
     loop {
         if out.len() == limits.max_points {
             return None;
         }
-        let point = parse_point(c, limits, &mut tags)?;
+        let point = parse_point(c, limits, &mut tags, &mut last_tags)?;
         out.push((out.len(), point));
         if !c.more(b']')? {
             return Some(out);
@@ -224,11 +225,14 @@ fn parse_points(c: &mut Cursor, limits: &Limits) -> Option<Vec<(usize, Point)>> 
     }
 }
 
-/// One valid single-value point; `tags` is scratch space.
+/// One valid single-value point; `tags` is scratch space, `last_tags` the
+/// previous point's tags, shared when this point has the same (as the
+/// metrics of one host often come one after another).
 fn parse_point<'a>(
     c: &mut Cursor<'a>,
     limits: &Limits,
     tags: &mut Vec<(&'a str, &'a str)>,
+    last_tags: &mut Tags,
 ) -> Option<Point> {
     let (mut kind, mut name, mut value, mut ts, mut tags_seen) = (None, None, None, None, false);
     tags.clear();
@@ -282,14 +286,17 @@ fn parse_point<'a>(
         return None;
     }
     tags.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    for &(k, v) in tags.iter() {
-        validate_tag(k, v).ok()?;
+    if !last_tags.is(tags) {
+        for &(k, v) in tags.iter() {
+            validate_tag(k, v).ok()?;
+        }
+        // A key given twice is left to the general path.
+        *last_tags = Tags::from_sorted(tags)?;
     }
     Some(Point {
         kind,
         name: name.to_string(),
-        // A key given twice is left to the general path.
-        tags: Tags::from_sorted(tags)?,
+        tags: last_tags.clone(),
         ts,
         value: PointValue::Single(value),
     })

@@ -45,6 +45,9 @@ pub struct SeriesIndex {
     /// order.
     series: Vec<Option<Arc<SeriesMeta>>>,
     count: usize,
+    /// The tags of the series added last: the next one, often the same
+    /// host's next metric, shares them instead of keeping a copy.
+    last_tags: Tags,
     kinds: HashMap<(String, String), Kind>,
     per_app: HashMap<String, usize>,
     by_metric: HashMap<(String, String, String), Vec<SeriesId>>,
@@ -139,7 +142,7 @@ impl SeriesIndex {
     }
 
     /// Adds a known series (from redb or the log); repeated adds are no-ops.
-    pub fn insert(&mut self, def: SeriesDef, durable: bool) -> Arc<SeriesMeta> {
+    pub fn insert(&mut self, mut def: SeriesDef, durable: bool) -> Arc<SeriesMeta> {
         if let Some(existing) = self.get(def.id) {
             if durable {
                 existing.durable.store(true, Ordering::Release);
@@ -161,6 +164,11 @@ impl SeriesIndex {
             self.by_pair.entry(pair).or_default().push(def.id);
         }
         self.next_id = self.next_id.max(def.id + 1);
+        if def.tags == self.last_tags {
+            def.tags = self.last_tags.clone();
+        } else {
+            self.last_tags = def.tags.clone();
+        }
         let id = def.id;
         let meta = Arc::new(SeriesMeta {
             def,

@@ -107,7 +107,7 @@ impl Inner {
             .append(&gen.series)?;
         for (&sid, minutes) in &gen.minutes {
             self.write_series(&mut writes, sid, minutes)?;
-            if let Some((&newest, _)) = minutes.last_key_value() {
+            if let Some(newest) = minutes.newest() {
                 writes.note_seen(sid, newest);
             }
         }
@@ -143,9 +143,12 @@ impl Inner {
         minutes: &Minutes,
     ) -> Result<(), StoreError> {
         let mut by_block: BTreeMap<u32, Vec<(u16, Agg)>> = BTreeMap::new();
-        for (&ts, agg) in minutes {
+        for (ts, agg) in minutes.iter() {
             let (block, slot) = locate(Resolution::Minute, ts);
-            by_block.entry(block).or_default().push((slot, agg.clone()));
+            by_block
+                .entry(block)
+                .or_default()
+                .push((slot, agg.into_owned()));
         }
         let mut hours: BTreeMap<u32, Vec<(u16, Agg)>> = BTreeMap::new();
         let mut days: BTreeMap<u32, Vec<(u16, Agg)>> = BTreeMap::new();

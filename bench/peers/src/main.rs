@@ -30,6 +30,10 @@ const HISTORY_DAYS: i64 = 30;
 const LIVE_MINUTES: usize = 5;
 /// Points per pre-built chunk of the timed ingest.
 const CHUNK_POINTS: usize = 2_000_000;
+/// Chunks of the timed ingest at least, so that each system goes first
+/// (right after the others' pushes, beside their background work) as often
+/// as the others even when the whole day would fit in one chunk.
+const MIN_ROUNDS: usize = 6;
 
 pub struct Args {
     pub series: Vec<usize>,
@@ -211,7 +215,7 @@ fn run(a: &Args, series: usize, tmp: &Path) -> Result<Run> {
         a.batch,
         a.clients
     );
-    let chunk_minutes = (CHUNK_POINTS / series).max(1);
+    let chunk_minutes = (CHUNK_POINTS / series).clamp(1, a.minutes.div_ceil(MIN_ROUNDS).max(1));
     let mut generator = Generator::new(series);
     let mut took = vec![Duration::ZERO; SYSTEMS.len()];
     let mut pushed = 0;

@@ -7,6 +7,7 @@ missing it is built with ``cargo build -p minutely``.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -62,6 +63,9 @@ class Server:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(20)
         self._log.close()
+        # Kept only when the server did not stop cleanly, for its log.
+        if self.proc.returncode == 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def request(self, method, path, body=None):
         req = urllib.request.Request(self.url + path, method=method,

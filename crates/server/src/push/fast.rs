@@ -376,6 +376,36 @@ mod tests {
     }
 
     #[test]
+    fn points_with_the_tags_of_the_point_before_keep_their_own_tags() {
+        // The same set in another order is shared; one value apart is not;
+        // no tags after tags is not; a bad value after good tags is refused.
+        let body = br#"{"points":[{"kind":"gauge","name":"a","value":1,"tags":{"host":"h1","region":"eu"}},
+            {"kind":"gauge","name":"b","value":2,"tags":{"region":"eu","host":"h1"}},
+            {"kind":"gauge","name":"c","value":3,"tags":{"region":"eu","host":"h2"}},
+            {"kind":"gauge","name":"d","value":4},
+            {"kind":"gauge","name":"e","value":5,"tags":{"region":"eu","host":"h2"}}]}"#;
+        let cfg = crate::ServerConfig::default();
+        let fast = parse(body, NOW, &cfg).unwrap();
+        let general = super::super::parse_general(body, NOW, &cfg).unwrap();
+        assert!(same(&fast, &general), "{fast:?} != {general:?}");
+        let hosts: Vec<Option<&str>> = fast
+            .points
+            .iter()
+            .map(|(_, p)| p.tags.get("host"))
+            .collect();
+        assert_eq!(
+            hosts,
+            [Some("h1"), Some("h1"), Some("h2"), None, Some("h2")]
+        );
+        let bad = br#"{"points":[{"kind":"gauge","name":"a","value":1,"tags":{"host":"h1"}},
+            {"kind":"gauge","name":"b","value":2,"tags":{"host":"h\u0001"}}]}"#;
+        assert!(parse(bad, NOW, &cfg).is_none());
+        let bad = "{\"points\":[{\"kind\":\"gauge\",\"name\":\"a\",\"value\":1,\"tags\":{\"host\":\"h1\"}},\
+            {\"kind\":\"gauge\",\"name\":\"b\",\"value\":2,\"tags\":{\"host\":\"\u{7f}\"}}]}";
+        assert!(parse(bad.as_bytes(), NOW, &cfg).is_none());
+    }
+
+    #[test]
     fn unusual_bodies_are_left_to_the_general_path() {
         let cfg = crate::ServerConfig::default();
         for body in [

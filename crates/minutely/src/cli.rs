@@ -97,6 +97,12 @@ pub struct ServeArgs {
     /// Seconds between checkpoints of open minutes to the database [default: 300].
     #[arg(long, env = "MINUTELY_CHECKPOINT_SECS")]
     pub checkpoint_secs: Option<u64>,
+    /// Milliseconds between syncs of the write-ahead log to the disk. An
+    /// answered push survives the server being killed either way; a power
+    /// loss can take what was answered since the last sync. 0 syncs before
+    /// every answer [default: 1000].
+    #[arg(long, env = "MINUTELY_WAL_SYNC_MS")]
+    pub wal_sync_ms: Option<u64>,
     /// Memory for the database's page cache, in MiB; reads beyond it come
     /// from the operating system's file cache [default: 8].
     #[arg(long, env = "MINUTELY_PAGE_CACHE_MB")]

@@ -36,6 +36,7 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub max_points_per_batch: Option<usize>,
     pub checkpoint_secs: Option<u64>,
+    pub wal_sync_ms: Option<u64>,
     pub page_cache_mb: Option<usize>,
     pub block_cache_mb: Option<usize>,
     pub late_window_secs: Option<u64>,
@@ -153,6 +154,12 @@ pub fn resolve(args: ServeArgs) -> Result<Config> {
             bail!("checkpoint_secs must be between 1 and 3600");
         }
         store.checkpoint_interval = Duration::from_secs(s);
+    }
+    if let Some(ms) = args.wal_sync_ms.or(file.wal_sync_ms) {
+        if ms > 60_000 {
+            bail!("wal_sync_ms must be between 0 and 60000");
+        }
+        store.wal_sync_interval = Duration::from_millis(ms);
     }
     if let Some(mb) = args.page_cache_mb.or(file.page_cache_mb) {
         if !(1..=65_536).contains(&mb) {
@@ -347,6 +354,32 @@ mod tests {
             ..Default::default()
         };
         assert!(format!("{:#}", resolve(unknown).err().unwrap()).contains("listen_addr"));
+    }
+
+    #[test]
+    fn wal_sync_interval_from_flag_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("minutely.toml");
+        let with = |wal_sync_ms: Option<u64>| {
+            resolve(ServeArgs {
+                config: Some(cfg_path.clone()),
+                wal_sync_ms,
+                ..Default::default()
+            })
+        };
+        std::fs::write(&cfg_path, "").unwrap();
+        assert_eq!(
+            with(None).unwrap().store.wal_sync_interval,
+            Duration::from_secs(1)
+        );
+        std::fs::write(&cfg_path, "wal_sync_ms = 250\n").unwrap();
+        assert_eq!(
+            with(None).unwrap().store.wal_sync_interval,
+            Duration::from_millis(250)
+        );
+        assert!(with(Some(0)).unwrap().store.wal_sync_interval.is_zero());
+        let err = format!("{:#}", with(Some(60_001)).err().unwrap());
+        assert!(err.contains("wal_sync_ms"), "{err}");
     }
 
     #[test]

@@ -93,9 +93,10 @@ impl EmbeddedStore {
             last_checkpoint_micros: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         });
+        let sync_interval = inner.cfg.wal_sync_interval;
         let writer = std::thread::Builder::new()
             .name("minutely-wal".into())
-            .spawn(move || writer::run(wal, rx, head))?;
+            .spawn(move || writer::run(wal, rx, head, sync_interval))?;
         if replayed > 0 {
             tracing::info!(records = replayed, "replayed the write-ahead log");
             inner.checkpoint()?;

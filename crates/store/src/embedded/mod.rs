@@ -2,9 +2,11 @@
 //! and a redb database (`minutely.redb`).
 //!
 //! Write path: a push resolves its series in the in-memory index, queues a
-//! log record and waits; the writer thread syncs a group of records and
+//! log record and waits; the writer thread writes a group of records and
 //! applies them to the head (open minutes in memory) before answering, so a
-//! 2xx means the points are on disk. A checkpoint, every
+//! 2xx means the points are in the log file and survive the process being
+//! killed. The log is synced to the disk every `wal_sync_interval` (zero:
+//! before every answer), which bounds what a power loss can take. A checkpoint, every
 //! `checkpoint_interval` and at shutdown, seals the log segment, merges the
 //! frozen head into redb's day blocks, recomputes the hourly and daily
 //! rollups of the hours it touched, commits, and deletes the sealed log.
@@ -83,7 +85,16 @@ pub struct EmbeddedConfig {
     /// cache, so a small one costs little; a large one keeps every page
     /// the start-up block check read.
     pub page_cache_bytes: usize,
+    /// How often the log is synced to the disk. An answered push is in the
+    /// log file, so it survives the process being killed at any interval;
+    /// a power loss or kernel crash can take the pushes answered since the
+    /// last sync. Zero syncs before every answer (a group of concurrent
+    /// pushes shares one sync), at the cost of the time the disk takes.
+    pub wal_sync_interval: Duration,
 }
+
+/// The default log sync interval: one second.
+pub const DEFAULT_WAL_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The default page cache: 8 MiB.
 pub const DEFAULT_PAGE_CACHE_BYTES: usize = 8 << 20;
@@ -98,6 +109,7 @@ impl EmbeddedConfig {
             batch_window_secs: 90_000,
             max_open_minutes: 1_000_000,
             page_cache_bytes: DEFAULT_PAGE_CACHE_BYTES,
+            wal_sync_interval: DEFAULT_WAL_SYNC_INTERVAL,
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct Wal {
     file: File,
     seq: u64,
     len: u64,
+    /// Frames written since the last sync.
+    unsynced: bool,
 }
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
@@ -70,23 +72,44 @@ impl Wal {
                 file,
                 seq,
                 len: 0,
+                unsynced: false,
             },
             records,
         ))
     }
 
-    /// Appends frames and syncs them to disk. On failure the segment is cut
-    /// back to where it was, so a failed push leaves nothing behind.
-    pub fn append(&mut self, payloads: &[&[u8]]) -> Result<(), StoreError> {
+    /// Appends frames, and syncs them to disk if `sync` (else a later
+    /// [`Wal::sync`] does). On failure the segment is cut back to where it
+    /// was, so a failed push leaves nothing behind.
+    pub fn append(&mut self, payloads: &[&[u8]], sync: bool) -> Result<(), StoreError> {
         let mut buf = Vec::with_capacity(payloads.iter().map(|p| p.len() + FRAME_HEADER).sum());
         for p in payloads {
             put_frame(&mut buf, p);
         }
-        append_synced(&mut self.file, &mut self.len, &buf)
+        append_bytes(&mut self.file, &mut self.len, &buf, sync)?;
+        // A synced append also synced every earlier frame of the file.
+        self.unsynced = !sync;
+        Ok(())
     }
 
-    /// Seals the current segment and starts the next; returns the sealed one.
+    /// Whether frames were written since the last sync.
+    pub fn unsynced(&self) -> bool {
+        self.unsynced
+    }
+
+    /// Syncs the frames written since the last sync.
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        if self.unsynced {
+            self.file.sync_data().map_err(StoreError::from_io)?;
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Seals the current segment (synced: only the newest segment may end
+    /// torn) and starts the next; returns the sealed one.
     pub fn rotate(&mut self) -> Result<u64, StoreError> {
+        self.sync()?;
         let next = create_segment(&self.dir, self.seq + 1)?;
         let sealed = self.seq;
         self.file = next;
@@ -131,7 +154,20 @@ fn create_segment(dir: &Path, seq: u64) -> Result<File, StoreError> {
 /// the file is cut back to `len`, so nothing half-written stays before
 /// later frames.
 pub fn append_synced(file: &mut File, len: &mut u64, bytes: &[u8]) -> Result<(), StoreError> {
-    match file.write_all(bytes).and_then(|_| file.sync_data()) {
+    append_bytes(file, len, bytes, true)
+}
+
+/// [`append_synced`], with the sync left to the caller unless `sync`.
+fn append_bytes(
+    file: &mut File,
+    len: &mut u64,
+    bytes: &[u8],
+    sync: bool,
+) -> Result<(), StoreError> {
+    let written = file
+        .write_all(bytes)
+        .and_then(|_| if sync { file.sync_data() } else { Ok(()) });
+    match written {
         Ok(()) => {
             *len += bytes.len() as u64;
             Ok(())
@@ -247,9 +283,9 @@ mod tests {
         {
             let (mut wal, recs) = Wal::open(dir.path(), 0).unwrap();
             assert!(recs.is_empty());
-            wal.append(&[&rec(1), &rec(2)]).unwrap();
+            wal.append(&[&rec(1), &rec(2)], true).unwrap();
             wal.rotate().unwrap();
-            wal.append(&[&rec(3)]).unwrap();
+            wal.append(&[&rec(3)], false).unwrap();
         }
         // A crash mid-write: half a frame at the end of the newest segment.
         let newest = segment_path(dir.path(), 2);
@@ -272,7 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let (mut wal, _) = Wal::open(dir.path(), 0).unwrap();
-            wal.append(&[&rec(1), &rec(2)]).unwrap();
+            wal.append(&[&rec(1), &rec(2)], true).unwrap();
         }
         let path = segment_path(dir.path(), 1);
         let mut bytes = fs::read(&path).unwrap();
@@ -311,9 +347,9 @@ mod applied_tests {
         };
         {
             let (mut wal, _) = Wal::open(dir.path(), 0).unwrap();
-            wal.append(&[&rec(1)]).unwrap();
+            wal.append(&[&rec(1)], true).unwrap();
             wal.rotate().unwrap();
-            wal.append(&[&rec(2)]).unwrap();
+            wal.append(&[&rec(2)], false).unwrap();
         }
         // Segment 1 was checkpointed; the crash came before its deletion.
         let (wal, recs) = Wal::open(dir.path(), 1).unwrap();

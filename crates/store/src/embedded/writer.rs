@@ -1,13 +1,16 @@
 //! The log writer thread: group commit. Pushes queue their records; the
-//! thread writes every queued record, syncs once, applies them to the head
-//! and answers each push. So a burst of pushes shares one fsync.
+//! thread writes every queued record in one write, applies them to the
+//! head and answers each push. The log is synced every sync interval, or
+//! before the answers when the interval is zero (a burst of pushes then
+//! shares one fsync).
 
 use super::head::{Generation, Head};
 use super::record::Record;
 use super::wal::Wal;
 use crate::StoreError;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 /// Records written per sync at most, to bound a group's latency.
 const MAX_GROUP: usize = 512;
@@ -27,9 +30,26 @@ pub enum WalMsg {
     },
 }
 
-pub fn run(mut wal: Wal, rx: Receiver<WalMsg>, head: Arc<RwLock<Head>>) {
+pub fn run(mut wal: Wal, rx: Receiver<WalMsg>, head: Arc<RwLock<Head>>, sync_every: Duration) {
+    let every_push = sync_every.is_zero();
     let mut pending: Vec<WalMsg> = Vec::new();
-    while let Ok(first) = rx.recv() {
+    let mut last_sync = Instant::now();
+    loop {
+        let first = if wal.unsynced() {
+            match rx.recv_timeout(sync_every.saturating_sub(last_sync.elapsed())) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
+                    sync(&mut wal, &mut last_sync);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(m) => m,
+                Err(_) => break,
+            }
+        };
         pending.push(first);
         while pending.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -47,21 +67,35 @@ pub fn run(mut wal: Wal, rx: Receiver<WalMsg>, head: Arc<RwLock<Head>>) {
                 } => appends.push((payload, record, reply)),
                 WalMsg::Rotate { reply } => {
                     // Appends queued before the rotation belong to the old segment.
-                    write_group(&mut wal, &head, std::mem::take(&mut appends));
+                    write_group(&mut wal, &head, std::mem::take(&mut appends), every_push);
                     let _ = reply.send(rotate(&mut wal, &head));
                 }
             }
         }
-        write_group(&mut wal, &head, appends);
+        write_group(&mut wal, &head, appends, every_push);
+        if wal.unsynced() && last_sync.elapsed() >= sync_every {
+            sync(&mut wal, &mut last_sync);
+        }
     }
+    // Closing: what the last pushes wrote goes to the disk too.
+    sync(&mut wal, &mut last_sync);
 }
 
-fn write_group(wal: &mut Wal, head: &RwLock<Head>, appends: Vec<Append>) {
+fn sync(wal: &mut Wal, last_sync: &mut Instant) {
+    if let Err(e) = wal.sync() {
+        // The points were answered already; they are in the file, and the
+        // next sync tries again.
+        tracing::error!(error = %e, "syncing the write-ahead log failed");
+    }
+    *last_sync = Instant::now();
+}
+
+fn write_group(wal: &mut Wal, head: &RwLock<Head>, appends: Vec<Append>, sync: bool) {
     if appends.is_empty() {
         return;
     }
     let payloads: Vec<&[u8]> = appends.iter().map(|a| a.0.as_slice()).collect();
-    match wal.append(&payloads) {
+    match wal.append(&payloads, sync) {
         Ok(()) => {
             let mut replies = Vec::with_capacity(appends.len());
             {

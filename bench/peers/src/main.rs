@@ -104,6 +104,9 @@ fn args() -> Result<Args> {
 pub struct Figures {
     pub ingest_points: usize,
     pub ingest_secs: f64,
+    /// CPU seconds the system used from the first timed round to after the
+    /// flush that follows the last one, its background work included.
+    pub ingest_cpu_secs: f64,
     pub stored_points: usize,
     pub disk_running: u64,
     pub disk_stopped: u64,
@@ -151,6 +154,40 @@ fn push_all(sys: &Running, bodies: &[Vec<u8>], clients: usize) -> Result<Duratio
         })
     })?;
     Ok(started.elapsed())
+}
+
+/// Busy and total jiffies of all processors since boot.
+fn cpu_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().sum();
+    // idle and iowait
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// Waits (up to 3 s) until the machine is quiet: under a tenth of its
+/// processors busy over 50 ms. A system's work left over from its own
+/// round (compactions, flushes) then does not slow the next one down.
+fn wait_quiet() {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut last = cpu_jiffies();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = cpu_jiffies();
+        let (busy, total) = (now.0 - last.0, now.1 - last.1);
+        if total > 0 && busy * 10 < total {
+            return;
+        }
+        last = now;
+    }
 }
 
 fn bodies(
@@ -218,6 +255,7 @@ fn run(a: &Args, series: usize, tmp: &Path) -> Result<Run> {
     let chunk_minutes = (CHUNK_POINTS / series).clamp(1, a.minutes.div_ceil(MIN_ROUNDS).max(1));
     let mut generator = Generator::new(series);
     let mut took = vec![Duration::ZERO; SYSTEMS.len()];
+    let cpu_before: Vec<f64> = running.iter().map(|s| s.cpu()).collect();
     let mut pushed = 0;
     for (round, first) in (0..a.minutes).step_by(chunk_minutes).enumerate() {
         let mut chunk = Vec::with_capacity(series * chunk_minutes);
@@ -227,6 +265,7 @@ fn run(a: &Args, series: usize, tmp: &Path) -> Result<Run> {
         for j in 0..SYSTEMS.len() {
             let k = (round + j) % SYSTEMS.len();
             let b = bodies(SYSTEMS[k], &chunk, a.batch, &mut totals[k]);
+            wait_quiet();
             took[k] += push_all(&running[k], &b, a.clients)?;
         }
         pushed += chunk.len();
@@ -243,6 +282,7 @@ fn run(a: &Args, series: usize, tmp: &Path) -> Result<Run> {
         let data = tmp.join(sys.which.name()).join("data");
         f.ingest_points = pushed;
         f.ingest_secs = took[k].as_secs_f64();
+        f.ingest_cpu_secs = sys.cpu() - cpu_before[k];
         f.stored_points = pushed + history.len();
         f.disk_running = dir_size(&data);
         sys.stop()?;

@@ -68,6 +68,16 @@ pub fn run_table(r: &Run) -> String {
         verdict(rate(m) / rate(v), rate(m) >= 1.5 * rate(v)),
         rate(m) / rate(p)
     );
+    let cpu = |f: &Figures| f.ingest_cpu_secs * 1e9 / f.ingest_points as f64;
+    let _ = writeln!(
+        t,
+        "| ingest, the system's CPU per point (all threads, background work until the flush after the day), ns | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |",
+        cpu(m),
+        cpu(v),
+        cpu(p),
+        cpu(m) / cpu(v),
+        cpu(m) / cpu(p)
+    );
     let _ = writeln!(
         t,
         "| bytes on disk per gauge/counter point, after a clean stop | {:.2} | {:.2} | {:.2} | {} | {:.2} |",

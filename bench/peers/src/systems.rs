@@ -2,7 +2,7 @@
 //! own temporary data directory, fed, flushed and stopped.
 
 use anyhow::{bail, Context, Result};
-use minutely_bench::process::{rss_bytes, terminate, Minutely, PUSH_KEY};
+use minutely_bench::process::{cpu_secs, rss_bytes, terminate, Minutely, PUSH_KEY};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -120,6 +120,11 @@ impl Running {
 
     pub fn rss(&self) -> u64 {
         rss_bytes(self.child.id())
+    }
+
+    /// CPU time the system's process has used so far (all threads).
+    pub fn cpu(&self) -> f64 {
+        cpu_secs(self.child.id())
     }
 
     /// Makes what was ingested durable in the system's data directory where

@@ -79,7 +79,7 @@ impl EmbeddedStore {
             db_path,
             wal_dir,
             index: RwLock::new(index),
-            ingest: Mutex::new(String::new()),
+            ingest: Mutex::new(index::Scratch::default()),
             head: head.clone(),
             gate: RwLock::new(()),
             block_files,

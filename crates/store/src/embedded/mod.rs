@@ -132,8 +132,9 @@ struct Inner {
     db_path: PathBuf,
     wal_dir: PathBuf,
     index: RwLock<SeriesIndex>,
-    /// Serialises series resolution and log queueing; holds a scratch key.
-    ingest: Mutex<String>,
+    /// Serialises series resolution and log queueing; holds what resolving
+    /// carries between points.
+    ingest: Mutex<index::Scratch>,
     head: Arc<RwLock<Head>>,
     /// Held shared by reads while they snapshot, exclusively by a commit.
     gate: RwLock<()>,

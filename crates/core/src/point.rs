@@ -4,6 +4,7 @@ use crate::agg::{Agg, DistAgg, GaugeAgg};
 use crate::kind::Kind;
 use crate::tags::Tags;
 use crate::time::{millis_of, minute_of};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PointValue {
@@ -18,7 +19,9 @@ pub enum PointValue {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
     pub kind: Kind,
-    pub name: String,
+    /// Shared: a push names a few metrics over and over, and a count of
+    /// references costs less than a copy per point.
+    pub name: Arc<str>,
     pub tags: Tags,
     /// Unix seconds.
     pub ts: f64,

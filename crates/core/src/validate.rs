@@ -186,7 +186,7 @@ pub fn validate_point(raw: RawPoint, now: f64, late_secs: f64) -> Result<Point, 
     };
     Ok(Point {
         kind,
-        name: raw.name,
+        name: raw.name.into(),
         tags: Tags::from(raw.tags),
         ts,
         value,

@@ -229,7 +229,7 @@ mod tests {
             "invoice_count",
             "order_item_count",
         ] {
-            assert!(pts.iter().any(|p| p.name == name), "{name}");
+            assert!(pts.iter().any(|p| *p.name == *name), "{name}");
         }
     }
 }

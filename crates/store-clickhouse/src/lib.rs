@@ -299,7 +299,7 @@ impl Inner {
             let unknown: BTreeSet<&str> = req
                 .points
                 .iter()
-                .map(|(_, p)| p.name.as_str())
+                .map(|(_, p)| &*p.name)
                 .filter(|n| !kinds.contains_key(&(app.to_string(), n.to_string())))
                 .collect();
             drop(kinds);
@@ -327,8 +327,8 @@ impl Inner {
             let known = self.known.read().unwrap_or_else(|p| p.into_inner());
             for (n, ((index, p), sid)) in req.points.iter().zip(&sids).enumerate() {
                 let has = kinds
-                    .get(&(app.to_string(), p.name.clone()))
-                    .or(new_kinds.get(p.name.as_str()))
+                    .get(&(app.to_string(), p.name.to_string()))
+                    .or(new_kinds.get(&*p.name))
                     .copied();
                 if let Some(has) = has.filter(|h| *h != p.kind) {
                     outcome.rejected.push(Rejected {
@@ -359,7 +359,7 @@ impl Inner {
                     }
                     new_series.insert(*sid, n);
                 }
-                new_kinds.entry(p.name.as_str()).or_insert(p.kind);
+                new_kinds.entry(&*p.name).or_insert(p.kind);
                 let agg = p.to_agg();
                 match minutes.entry((*sid, p.minute())) {
                     std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&agg),

@@ -44,7 +44,7 @@ fn main() {
                         .iter()
                         .map(|(_, _, name, kind, tags)| Point {
                             kind: *kind,
-                            name: name.clone(),
+                            name: name.as_str().into(),
                             tags: tags.clone(),
                             ts,
                             value: PointValue::Single(if *kind == Kind::Gauge {

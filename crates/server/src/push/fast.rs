@@ -10,6 +10,7 @@
 use super::{validate_env, ParsedPush};
 use minutely_core::validate::{validate_name, validate_tag, MAX_FUTURE_SECS, MAX_TAGS};
 use minutely_core::{Kind, Point, PointValue, Tags};
+use std::sync::Arc;
 
 /// Powers of ten that are exact in an f64 (up to 1e15 is all we need).
 const POW10: [f64; 16] = [
@@ -232,20 +233,43 @@ pub(super) fn parse(bytes: &[u8], now: f64, cfg: &crate::ServerConfig) -> Option
 
 fn parse_points(c: &mut Cursor, limits: &Limits) -> Option<Vec<(usize, Point)>> {
     c.expect(b'[')?;
-    let mut out = Vec::new();
+    // Room for the points a body of this size holds at most about (the
+    // shortest is some 40 bytes), so the vector is not copied as it grows.
+    let room = (c.text.len() - c.at) / 40;
+    let mut out = Vec::with_capacity(room.min(limits.max_points));
     if c.empty(b']') {
         return Some(out);
     }
     let mut tags = Vec::new();
     let mut last_tags = Tags::new();
+    let mut names = Names::default();
     loop {
         if out.len() == limits.max_points {
             return None;
         }
-        let point = parse_point(c, limits, &mut tags, &mut last_tags)?;
+        let point = parse_point(c, limits, &mut tags, &mut last_tags, &mut names)?;
         out.push((out.len(), point));
         if !c.more(b']')? {
             return Some(out);
+        }
+    }
+}
+
+/// The metric names a body used lately, each shared by the points that
+/// name it: a push names a few metrics over and over, and a reference
+/// count costs less than a copy of the name per point. Direct-mapped by
+/// the name's length and last bytes.
+#[derive(Default)]
+struct Names([Option<Arc<str>>; 16]);
+
+impl Names {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        let b = name.as_bytes();
+        let tail = |back: usize| usize::from(b.len().checked_sub(back).map_or(0, |i| b[i]));
+        let slot = &mut self.0[(b.len() + tail(1) * 31 + tail(2) * 7) % 16];
+        match slot {
+            Some(known) if **known == *name => known.clone(),
+            _ => slot.insert(Arc::from(name)).clone(),
         }
     }
 }
@@ -258,6 +282,7 @@ fn parse_point<'a>(
     limits: &Limits,
     tags: &mut Vec<(&'a str, &'a str)>,
     last_tags: &mut Tags,
+    names: &mut Names,
 ) -> Option<Point> {
     let (mut kind, mut name, mut value, mut ts, mut tags_seen) = (None, None, None, None, false);
     tags.clear();
@@ -320,7 +345,7 @@ fn parse_point<'a>(
     }
     Some(Point {
         kind,
-        name: name.to_string(),
+        name: names.get(name),
         tags: last_tags.clone(),
         ts,
         value: PointValue::Single(value),
@@ -340,6 +365,23 @@ mod tests {
             prop_oneof![1 => Just(b'"'), 1 => Just(b'\\'), 1 => 0u8..0x20, 12 => 0x20u8..=0xff], 0..40)) {
             let want = bytes.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
             prop_assert_eq!(plain_len(&bytes), want);
+        }
+    }
+
+    #[test]
+    fn names_are_shared_and_never_mixed_up() {
+        let mut names = Names::default();
+        // More names than slots, some alike in length and last bytes.
+        let all: Vec<String> = (0..40)
+            .map(|i| format!("m{}_{}", i % 7, i))
+            .chain(["a".into(), "ba".into(), "ab".into(), "x".repeat(300)])
+            .collect();
+        for round in 0..3 {
+            for n in &all {
+                let a = names.get(n);
+                assert_eq!(&*a, n.as_str(), "round {round}");
+                assert!(Arc::ptr_eq(&a, &names.get(n)), "{n} shared");
+            }
         }
     }
 

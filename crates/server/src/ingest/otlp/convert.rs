@@ -308,7 +308,7 @@ impl Ctx<'_> {
             .or_default()
             .push(Point {
                 kind,
-                name: name.to_string(),
+                name: name.into(),
                 tags,
                 ts,
                 value,

@@ -237,7 +237,7 @@ impl Aggregator {
                         PointValue::GaugeSummary(_) => Kind::Gauge,
                         PointValue::DistSummary(_) => Kind::Distribution,
                     },
-                    name: s.name,
+                    name: s.name.into(),
                     tags: s.tags,
                     ts,
                     value,
@@ -409,7 +409,7 @@ mod tests {
             ]
         );
         let p = points(&a.flush(NOW));
-        let by = |n: &str| &p.iter().find(|x| x.2.name == n).unwrap().2;
+        let by = |n: &str| &p.iter().find(|x| *x.2.name == *n).unwrap().2;
         assert_eq!(by("c").value, PointValue::Single(5.0));
         match &by("g").value {
             PointValue::GaugeSummary(g) => {

@@ -537,7 +537,7 @@ fn revalidate(p: &Point) -> Result<(), String> {
     let tags: std::collections::BTreeMap<String, String> = p.tags.clone().into();
     let mut raw = RawPoint {
         kind: p.kind.to_string(),
-        name: p.name.clone(),
+        name: p.name.to_string(),
         value: None,
         tags,
         ts: Some(p.ts),

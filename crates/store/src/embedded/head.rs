@@ -84,6 +84,14 @@ fn add_sorted<T>(
 }
 
 impl Minutes {
+    /// Empty, with room for `n` minutes of `agg`'s kind.
+    fn with_room(n: usize, agg: &Agg) -> Minutes {
+        match agg {
+            Agg::Counter(_) => Minutes::Counters(Vec::with_capacity(n)),
+            _ => Minutes::Aggs(Vec::with_capacity(n)),
+        }
+    }
+
     /// Merges `agg` into its minute; `true` when the minute is new.
     fn add(&mut self, minute: i64, agg: Agg) -> bool {
         match (&mut *self, agg) {
@@ -142,7 +150,6 @@ impl Minutes {
         }
     }
 
-    #[cfg(test)]
     fn len(&self) -> usize {
         match self {
             Minutes::Counters(m) => m.len(),
@@ -175,7 +182,12 @@ pub struct Generation {
 }
 
 impl Generation {
-    pub fn apply(&mut self, record: Record) {
+    /// Adds a record's points. A series new to this generation gets room
+    /// for as many minutes as it had in `previous`: during a backfill a
+    /// series gets hundreds of minutes between checkpoints, and growing its
+    /// vector by doubling copied each minute once more and took fresh pages
+    /// from the kernel (7% of the push's time at 10,000 series).
+    pub fn apply(&mut self, record: Record, previous: Option<&Generation>) {
         // A push names up to thousands of series whose newest minutes were
         // last touched a minute ago and are out of the processor's caches:
         // asking for all of them first lets those loads overlap, where the
@@ -186,7 +198,11 @@ impl Generation {
             }
         }
         for (sid, minute, agg) in record.points {
-            if self.minutes.entry(sid).or_default().add(minute, agg) {
+            let minutes = self.minutes.entry(sid).or_insert_with(|| {
+                let had = previous.and_then(|p| p.minutes.get(&sid));
+                Minutes::with_room(had.map_or(0, Minutes::len), &agg)
+            });
+            if minutes.add(minute, agg) {
                 self.minute_count += 1;
             }
         }
@@ -240,6 +256,12 @@ impl Head {
 
     pub fn open_minutes(&self) -> usize {
         self.active.open_minutes() + self.frozen.as_ref().map_or(0, |f| f.open_minutes())
+    }
+
+    /// Adds a record to the active generation.
+    pub fn apply(&mut self, record: Record) {
+        let Head { active, frozen } = self;
+        active.apply(record, frozen.as_deref());
     }
 }
 
@@ -299,6 +321,28 @@ mod tests {
             prop_assert_eq!(got, want);
             prop_assert_eq!(minutes.newest(), tree.last_key_value().map(|(t, _)| *t));
         }
+    }
+
+    #[test]
+    fn a_series_gets_room_for_the_minutes_it_had_before() {
+        let record = |sid: u64, minutes: std::ops::Range<i64>, gauge: bool| Record {
+            points: minutes.map(|m| (sid, m * 60, agg(gauge, m, 1.0))).collect(),
+            ..Default::default()
+        };
+        let mut head = Head::default();
+        head.apply(record(1, 0..300, false));
+        head.apply(record(2, 0..40, true));
+        head.frozen = Some(Arc::new(std::mem::take(&mut head.active)));
+        head.apply(record(1, 300..301, false));
+        head.apply(record(2, 40..41, true));
+        head.apply(record(3, 0..1, false));
+        let room = |sid: u64| match &head.active.minutes[&sid] {
+            Minutes::Counters(m) => m.capacity(),
+            Minutes::Aggs(m) => m.capacity(),
+        };
+        assert!(room(1) >= 300 && room(2) >= 40, "{} {}", room(1), room(2));
+        assert!(room(3) < 40);
+        assert_eq!(head.open_minutes(), 300 + 40 + 3);
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl EmbeddedStore {
             if let Some(b) = &record.batch {
                 batches.insert(b.key, BatchState::Done(b.accepted));
             }
-            head.active.apply(record);
+            head.apply(record);
         }
         let head = Arc::new(RwLock::new(head));
         let (tx, rx) = sync_channel(1024);

@@ -101,7 +101,7 @@ fn write_group(wal: &mut Wal, head: &RwLock<Head>, appends: Vec<Append>, sync: b
             {
                 let mut h = head.write().unwrap_or_else(|p| p.into_inner());
                 for (_, record, reply) in appends {
-                    h.active.apply(record);
+                    h.apply(record);
                     replies.push(reply);
                 }
             }

@@ -8,6 +8,7 @@
 //! points  := u32 n, n x (u64 series, i64 minute, agg)
 //! agg     := u8 kind, counter: f64 | gauge: f64 last, i64 last_ms, f64 min, max, sum, u64 count
 //!          | distribution: f64 count, sum, min, max, f64 zero, bins pos, bins neg
+//!          | single gauge value (kind byte 4): f64 value, i64 ms
 //! bins    := u32 n, n x (i32 key, f64 count);  str := u32 len, utf-8 bytes
 //! ```
 //! All integers little-endian. A record may also be stored deflated
@@ -166,7 +167,23 @@ fn put_bins(out: &mut Vec<u8>, bins: &[(i32, f64)]) {
     }
 }
 
+/// The kind byte of a gauge's minute that is one value: most pushed gauge
+/// points, written in 17 bytes instead of 49 (the log is written for every
+/// point, and its bytes cost the push its copy into the kernel).
+const SINGLE_GAUGE: u8 = 4;
+
 fn put_agg(out: &mut Vec<u8>, agg: &Agg) {
+    if let Agg::Gauge(g) = agg {
+        let single = GaugeAgg::single(g.last, g.last_ms);
+        let bits = |g: &GaugeAgg| [g.last, g.min, g.max, g.sum].map(f64::to_bits);
+        // Bit for bit (a -0.0 or a NaN payload is kept), so replay rebuilds it exactly.
+        if g.count == 1 && bits(g) == bits(&single) {
+            out.push(SINGLE_GAUGE);
+            put_f64s(out, &[g.last]);
+            out.extend_from_slice(&g.last_ms.to_le_bytes());
+            return;
+        }
+    }
     out.push(agg.kind().code());
     match agg {
         Agg::Counter(v) => put_f64s(out, &[*v]),
@@ -185,8 +202,12 @@ fn put_agg(out: &mut Vec<u8>, agg: &Agg) {
 }
 
 fn get_agg(r: &mut Reader) -> Result<Agg, RecordError> {
+    let code = r.u8()?;
+    if code == SINGLE_GAUGE {
+        return Ok(Agg::Gauge(GaugeAgg::single(r.f64()?, r.i64()?)));
+    }
     Ok(
-        match Kind::from_code(r.u8()?).ok_or(RecordError("bad kind"))? {
+        match Kind::from_code(code).ok_or(RecordError("bad kind"))? {
             Kind::Counter => Agg::Counter(r.f64()?),
             Kind::Gauge => Agg::Gauge(GaugeAgg {
                 last: r.f64()?,
@@ -271,6 +292,46 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn gauge_bits(a: &Agg) -> Option<([u64; 4], i64, u64)> {
+        match a {
+            Agg::Gauge(g) => Some((
+                [g.last, g.min, g.max, g.sum].map(f64::to_bits),
+                g.last_ms,
+                g.count,
+            )),
+            _ => None,
+        }
+    }
+
+    proptest! {
+        /// Gauge minutes come back bit for bit, whether one value (the short
+        /// form) or anything near it (the long one).
+        #[test]
+        fn gauge_minutes_round_trip(last in prop_oneof![Just(0.0), Just(-0.0), -1e9f64..1e9],
+                                    other in prop_oneof![Just(0.0), Just(-0.0), -1e9f64..1e9],
+                                    which in 0usize..6, ms in any::<i64>(), count in 0u64..4) {
+            let mut g = GaugeAgg::single(last, ms);
+            match which {
+                0 => {}
+                1 => g.min = other,
+                2 => g.max = other,
+                3 => g.sum = other,
+                4 => g.count = count,
+                _ => g.last = other,
+            }
+            let rec = Record { points: vec![(3, 60, Agg::Gauge(g))], ..Record::default() };
+            let mut buf = Vec::new();
+            rec.encode(&mut buf);
+            let back = Record::decode(&buf).unwrap();
+            prop_assert_eq!(gauge_bits(&back.points[0].2), gauge_bits(&rec.points[0].2));
+            if which == 0 {
+                // batch flag, two counts, id, minute, kind byte, value, ms
+                prop_assert_eq!(buf.len(), 1 + 4 + 4 + 8 + 8 + 1 + 8 + 8);
+            }
+        }
+    }
 
     #[test]
     fn round_trip() {

@@ -173,21 +173,24 @@ fn cpu_jiffies() -> (u64, u64) {
     (total - idle, total)
 }
 
-/// Waits (up to 3 s) until the machine is quiet: under a tenth of its
-/// processors busy over 50 ms. A system's work left over from its own
-/// round (compactions, flushes) then does not slow the next one down.
-fn wait_quiet() {
-    let deadline = Instant::now() + Duration::from_secs(3);
+/// Waits (up to a minute) until the machine is quiet: under a tenth of
+/// its processors busy over 50 ms. A system's work left over from its own
+/// round (compactions, flushes, checkpoints) then does not slow the next
+/// one down; it counts in that system's CPU per point instead. Returns how
+/// long it waited.
+fn wait_quiet() -> Duration {
+    let started = Instant::now();
     let mut last = cpu_jiffies();
-    while Instant::now() < deadline {
+    while started.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(50));
         let now = cpu_jiffies();
         let (busy, total) = (now.0 - last.0, now.1 - last.1);
         if total > 0 && busy * 10 < total {
-            return;
+            break;
         }
         last = now;
     }
+    started.elapsed()
 }
 
 fn bodies(
@@ -255,6 +258,8 @@ fn run(a: &Args, series: usize, tmp: &Path) -> Result<Run> {
     let chunk_minutes = (CHUNK_POINTS / series).clamp(1, a.minutes.div_ceil(MIN_ROUNDS).max(1));
     let mut generator = Generator::new(series);
     let mut took = vec![Duration::ZERO; SYSTEMS.len()];
+    // Before each system's turns, for the log.
+    let mut waited = vec![Duration::ZERO; SYSTEMS.len()];
     let cpu_before: Vec<f64> = running.iter().map(|s| s.cpu()).collect();
     let mut pushed = 0;
     for (round, first) in (0..a.minutes).step_by(chunk_minutes).enumerate() {
@@ -265,7 +270,7 @@ fn run(a: &Args, series: usize, tmp: &Path) -> Result<Run> {
         for j in 0..SYSTEMS.len() {
             let k = (round + j) % SYSTEMS.len();
             let b = bodies(SYSTEMS[k], &chunk, a.batch, &mut totals[k]);
-            wait_quiet();
+            waited[k] += wait_quiet();
             took[k] += push_all(&running[k], &b, a.clients)?;
         }
         pushed += chunk.len();
@@ -293,10 +298,11 @@ fn run(a: &Args, series: usize, tmp: &Path) -> Result<Run> {
             copy_dir(&data, &data.with_file_name("data-after-day"))?;
         }
         eprintln!(
-            "[{series} series] {}: {:.0} points/s, {:.2} B/point",
+            "[{series} series] {}: {:.0} points/s, {:.2} B/point (waited {:.1} s for a quiet machine before its turns)",
             SYSTEMS[k].name(),
             f.ingest_points as f64 / f.ingest_secs,
-            f.disk_stopped as f64 / f.stored_points as f64
+            f.disk_stopped as f64 / f.stored_points as f64,
+            waited[k].as_secs_f64()
         );
     }
 

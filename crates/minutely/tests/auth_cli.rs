@@ -327,6 +327,7 @@ fn health_and_own_metrics() {
         "minutely_series 1",
         "minutely_store_bytes ",
         "minutely_checkpoint_failures_total 0",
+        "minutely_wal_sync_failures_total 0",
     ] {
         assert!(m.contains(want), "missing {want:?} in\n{m}");
     }

@@ -206,6 +206,13 @@ pub async fn render(State(st): State<Shared>) -> impl IntoResponse {
     );
     gauge(
         &mut out,
+        "minutely_wal_sync_failures_total",
+        "Background syncs of the write-ahead log that failed (see the log).",
+        "counter",
+        stats.wal_sync_failures,
+    );
+    gauge(
+        &mut out,
         "minutely_last_checkpoint_seconds",
         "Duration of the last checkpoint.",
         "gauge",

@@ -237,6 +237,9 @@ pub struct StoreStats {
     pub open_minutes: usize,
     pub checkpoints: u64,
     pub checkpoint_failures: u64,
+    /// Background syncs of the write-ahead log that failed (the points were
+    /// answered already; a power cut before a later sync can take them).
+    pub wal_sync_failures: u64,
     pub last_checkpoint_secs: f64,
 }
 

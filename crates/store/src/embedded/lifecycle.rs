@@ -90,13 +90,17 @@ impl EmbeddedStore {
             signal: Arc::new((Mutex::new(Signal::default()), Condvar::new())),
             checkpoints: AtomicU64::new(0),
             checkpoint_failures: AtomicU64::new(0),
+            wal_sync_failures: Arc::new(AtomicU64::new(0)),
             last_checkpoint_micros: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         });
-        let sync_interval = inner.cfg.wal_sync_interval;
+        let sync = writer::SyncPolicy {
+            every: inner.cfg.wal_sync_interval,
+            failures: inner.wal_sync_failures.clone(),
+        };
         let writer = std::thread::Builder::new()
             .name("minutely-wal".into())
-            .spawn(move || writer::run(wal, rx, head, sync_interval))?;
+            .spawn(move || writer::run(wal, rx, head, sync))?;
         if replayed > 0 {
             tracing::info!(records = replayed, "replayed the write-ahead log");
             inner.checkpoint()?;

@@ -149,6 +149,8 @@ struct Inner {
     signal: Arc<(Mutex<Signal>, Condvar)>,
     checkpoints: AtomicU64,
     checkpoint_failures: AtomicU64,
+    /// Shared with the writer thread, which counts its failed syncs here.
+    wal_sync_failures: Arc<AtomicU64>,
     last_checkpoint_micros: AtomicU64,
     closed: AtomicBool,
 }
@@ -514,6 +516,7 @@ impl Store for EmbeddedStore {
                 .open_minutes(),
             checkpoints: inner.checkpoints.load(Ordering::Relaxed),
             checkpoint_failures: inner.checkpoint_failures.load(Ordering::Relaxed),
+            wal_sync_failures: inner.wal_sync_failures.load(Ordering::Relaxed),
             last_checkpoint_secs: inner.last_checkpoint_micros.load(Ordering::Relaxed) as f64 / 1e6,
         }
     }

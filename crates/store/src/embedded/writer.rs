@@ -8,6 +8,7 @@ use super::head::{Generation, Head};
 use super::record::Record;
 use super::wal::Wal;
 use crate::StoreError;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -30,8 +31,28 @@ pub enum WalMsg {
     },
 }
 
-pub fn run(mut wal: Wal, rx: Receiver<WalMsg>, head: Arc<RwLock<Head>>, sync_every: Duration) {
+/// When the writer syncs the log, and where it counts failed syncs.
+pub struct SyncPolicy {
+    /// Zero: before every group's answers.
+    pub every: Duration,
+    pub failures: Arc<AtomicU64>,
+}
+
+pub fn run(mut wal: Wal, rx: Receiver<WalMsg>, head: Arc<RwLock<Head>>, sync: SyncPolicy) {
+    let SyncPolicy {
+        every: sync_every,
+        failures,
+    } = sync;
     let every_push = sync_every.is_zero();
+    let sync = |wal: &mut Wal, last_sync: &mut Instant| {
+        if let Err(e) = wal.sync() {
+            // The points were answered already; they are in the file, and
+            // the next sync tries again.
+            failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "syncing the write-ahead log failed");
+        }
+        *last_sync = Instant::now();
+    };
     let mut pending: Vec<WalMsg> = Vec::new();
     let mut last_sync = Instant::now();
     loop {
@@ -79,15 +100,6 @@ pub fn run(mut wal: Wal, rx: Receiver<WalMsg>, head: Arc<RwLock<Head>>, sync_eve
     }
     // Closing: what the last pushes wrote goes to the disk too.
     sync(&mut wal, &mut last_sync);
-}
-
-fn sync(wal: &mut Wal, last_sync: &mut Instant) {
-    if let Err(e) = wal.sync() {
-        // The points were answered already; they are in the file, and the
-        // next sync tries again.
-        tracing::error!(error = %e, "syncing the write-ahead log failed");
-    }
-    *last_sync = Instant::now();
 }
 
 fn write_group(wal: &mut Wal, head: &RwLock<Head>, appends: Vec<Append>, sync: bool) {

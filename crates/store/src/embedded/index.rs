@@ -46,7 +46,7 @@ pub struct SeriesIndex {
     /// Each series by id. Ids are handed out densely from 0, and series
     /// that arrive together get neighbouring ids, so a push reads this in
     /// order.
-    series: Vec<Option<Arc<SeriesMeta>>>,
+    series: Held,
     count: usize,
     /// The tags of the series added last: the next one, often the same
     /// host's next metric, shares them instead of keeping a copy.
@@ -61,6 +61,49 @@ pub struct SeriesIndex {
     by_pair: HashMap<u64, Vec<SeriesId>, std::hash::BuildHasherDefault<SidHasher>>,
     pair_hasher: RandomState,
     next_id: SeriesId,
+}
+
+/// The series by id: a vector indexed by id, and, for an id far beyond
+/// its end (only a damaged definition gives one: ids are handed out in
+/// turn), an ordered map, so such an id cannot make the vector take all
+/// the memory.
+#[derive(Default)]
+struct Held {
+    dense: Vec<Option<Arc<SeriesMeta>>>,
+    sparse: BTreeMap<SeriesId, Arc<SeriesMeta>>,
+}
+
+/// How far past the vector's end an id may grow it (8 MB of slots).
+const MAX_ID_GAP: u64 = 1 << 20;
+
+impl Held {
+    fn get(&self, id: SeriesId) -> Option<&Arc<SeriesMeta>> {
+        let dense = usize::try_from(id).ok().and_then(|i| self.dense.get(i));
+        match dense {
+            Some(Some(meta)) => Some(meta),
+            _ if self.sparse.is_empty() => None,
+            _ => self.sparse.get(&id),
+        }
+    }
+
+    fn put(&mut self, id: SeriesId, meta: Arc<SeriesMeta>) {
+        match usize::try_from(id) {
+            Ok(slot) if id < self.dense.len() as u64 + MAX_ID_GAP => {
+                if slot >= self.dense.len() {
+                    self.dense.resize(slot + 1, None);
+                }
+                self.dense[slot] = Some(meta);
+            }
+            _ => {
+                self.sparse.insert(id, meta);
+            }
+        }
+    }
+
+    /// Every series, by id.
+    fn iter(&self) -> impl Iterator<Item = &Arc<SeriesMeta>> {
+        self.dense.iter().flatten().chain(self.sparse.values())
+    }
 }
 
 /// Why a point could not be given a series.
@@ -145,7 +188,7 @@ impl SeriesIndex {
     }
 
     pub fn get(&self, id: SeriesId) -> Option<&Arc<SeriesMeta>> {
-        self.series.get(usize::try_from(id).ok()?)?.as_ref()
+        self.series.get(id)
     }
 
     /// A series the index holds, by an id taken from the index itself.
@@ -181,7 +224,7 @@ impl SeriesIndex {
             let pair = self.pair_key(&def.app, &def.env, &def.name, (k, v));
             self.by_pair.entry(pair).or_default().push(def.id);
         }
-        self.next_id = self.next_id.max(def.id + 1);
+        self.next_id = self.next_id.max(def.id.saturating_add(1));
         if def.tags == self.last_tags {
             def.tags = self.last_tags.clone();
         } else {
@@ -196,32 +239,22 @@ impl SeriesIndex {
             superseded: AtomicBool::new(false),
         });
         let hash = self.key_hasher.hash_one(&*meta.key);
-        let slot = id as usize;
-        if slot >= self.series.len() {
-            self.series.resize(slot + 1, None);
-        }
-        self.series[slot] = Some(meta.clone());
+        self.series.put(id, meta.clone());
         self.count += 1;
         let (series, hasher) = (&self.series, &self.key_hasher);
-        let same_key = |&other: &SeriesId| {
-            series[other as usize]
-                .as_ref()
-                .is_some_and(|m| m.key == meta.key)
-        };
+        let same_key = |&other: &SeriesId| series.get(other).is_some_and(|m| m.key == meta.key);
         // A key met again under a new id (its first definition lost with a
         // damaged log) now finds the new one, as later definitions win.
         match self.by_key.find_mut(hash, same_key) {
             Some(slot) => {
-                if let Some(old) = &series[*slot as usize] {
+                if let Some(old) = series.get(*slot) {
                     old.superseded.store(true, Ordering::Relaxed);
                 }
                 *slot = id;
             }
             None => {
                 self.by_key.insert_unique(hash, id, |&other| {
-                    let other = series[other as usize]
-                        .as_ref()
-                        .expect("indexed ids are held");
+                    let other = series.get(other).expect("indexed ids are held");
                     hasher.hash_one(&*other.key)
                 });
             }
@@ -254,9 +287,7 @@ impl SeriesIndex {
                 let hash = self.key_hasher.hash_one(key);
                 let series = &self.series;
                 self.by_key
-                    .find(hash, |&id| {
-                        series[id as usize].as_ref().is_some_and(|m| *m.key == *key)
-                    })
+                    .find(hash, |&id| series.get(id).is_some_and(|m| *m.key == *key))
                     .map(|&id| self.meta(id))
             }
         };
@@ -268,7 +299,7 @@ impl SeriesIndex {
                     got: kind,
                 });
             }
-            scratch.next = meta.def.id + 1;
+            scratch.next = meta.def.id.saturating_add(1);
             return Ok(meta.clone());
         }
         if let Some(&has) = self.kinds.get(&(app.to_string(), name.to_string())) {
@@ -294,7 +325,7 @@ impl SeriesIndex {
             kind,
             tags: tags.clone(),
         };
-        scratch.next = def.id + 1;
+        scratch.next = def.id.saturating_add(1);
         Ok(self.insert(def, false))
     }
 
@@ -428,7 +459,7 @@ impl SeriesIndex {
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Arc<SeriesMeta>> {
-        self.series.iter().flatten()
+        self.series.iter()
     }
 }
 
@@ -531,6 +562,49 @@ mod tests {
         assert!(idx.get(3).is_none() && idx.get(u64::MAX).is_none());
         assert_eq!(idx.next_id(), 6);
         assert_eq!(idx.all().map(|m| m.def.id).collect::<Vec<_>>(), vec![0, 5]);
+    }
+
+    #[test]
+    fn a_far_id_from_a_damaged_definition_does_not_grow_the_vector() {
+        let mut idx = SeriesIndex::default();
+        let def = |id, host: &str| SeriesDef {
+            id,
+            app: "shop".into(),
+            env: "prod".into(),
+            name: "orders".into(),
+            kind: Kind::Counter,
+            tags: Tags::from_pairs([("host", host)]),
+        };
+        idx.insert(def(0, "a"), true);
+        idx.insert(def(1 << 50, "far"), true);
+        idx.insert(def(1 << 40, "farther"), true);
+        assert!(idx.series.dense.len() < 10);
+        // The next id follows the far one, and is held too.
+        let mut scratch = Scratch::default();
+        let b = Tags::from_pairs([("host", "b")]);
+        let series = |tags| SeriesRef {
+            app: "shop",
+            env: "prod",
+            name: "orders",
+            kind: Kind::Counter,
+            tags,
+        };
+        let new = idx.resolve(&mut scratch, series(&b), 10).unwrap();
+        assert_eq!(new.def.id, (1 << 50) + 1);
+        let far = Tags::from_pairs([("host", "far")]);
+        assert_eq!(
+            idx.resolve(&mut scratch, series(&far), 10).unwrap().def.id,
+            1 << 50
+        );
+        assert_eq!(
+            idx.resolve(&mut scratch, series(&b), 10).unwrap().def.id,
+            (1 << 50) + 1
+        );
+        assert_eq!(
+            idx.all().map(|m| m.def.id).collect::<Vec<_>>(),
+            vec![0, 1 << 40, 1 << 50, (1 << 50) + 1]
+        );
+        assert!(idx.get(1 << 40).is_some() && idx.get(5).is_none());
     }
 
     #[test]

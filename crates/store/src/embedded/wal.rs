@@ -304,6 +304,30 @@ mod tests {
     }
 
     #[test]
+    fn unsynced_frames_are_tracked_until_a_sync_or_a_synced_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), 0).unwrap();
+        assert!(!wal.unsynced());
+        wal.append(&[&rec(1)], false).unwrap();
+        assert!(wal.unsynced());
+        wal.sync().unwrap();
+        assert!(!wal.unsynced());
+        wal.append(&[&rec(2)], false).unwrap();
+        wal.append(&[&rec(3)], true).unwrap();
+        assert!(
+            !wal.unsynced(),
+            "a synced append syncs the frames before it"
+        );
+        wal.append(&[&rec(4)], false).unwrap();
+        wal.rotate().unwrap();
+        assert!(!wal.unsynced(), "a sealed segment is synced");
+        drop(wal);
+        // Unsynced or not, every frame is in the files (as after kill -9).
+        let (_wal, recs) = Wal::open(dir.path(), 0).unwrap();
+        assert_eq!(recs.len(), 4);
+    }
+
+    #[test]
     fn flipped_byte_in_sealed_segment_is_corruption() {
         let dir = tempfile::tempdir().unwrap();
         {

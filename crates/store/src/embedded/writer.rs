@@ -38,11 +38,11 @@ pub struct SyncPolicy {
     pub failures: Arc<AtomicU64>,
 }
 
-pub fn run(mut wal: Wal, rx: Receiver<WalMsg>, head: Arc<RwLock<Head>>, sync: SyncPolicy) {
+pub fn run(mut wal: Wal, rx: Receiver<WalMsg>, head: Arc<RwLock<Head>>, policy: SyncPolicy) {
     let SyncPolicy {
         every: sync_every,
         failures,
-    } = sync;
+    } = policy;
     let every_push = sync_every.is_zero();
     let sync = |wal: &mut Wal, last_sync: &mut Instant| {
         if let Err(e) = wal.sync() {

@@ -48,6 +48,16 @@ impl GaugeAgg {
         }
     }
 
+    /// The value and its time when this is exactly one value's aggregate,
+    /// bit for bit (a -0.0 or a NaN payload included), so that
+    /// [`GaugeAgg::single`] rebuilds it unchanged: most gauge minutes are
+    /// one value, and those can be kept in a third of the room.
+    pub fn as_single(&self) -> Option<(f64, i64)> {
+        let bits = |g: &GaugeAgg| [g.last, g.min, g.max, g.sum].map(f64::to_bits);
+        (self.count == 1 && bits(self) == bits(&GaugeAgg::single(self.last, self.last_ms)))
+            .then_some((self.last, self.last_ms))
+    }
+
     pub fn merge(&mut self, o: &GaugeAgg) {
         // On a tie the merged-in value wins: it arrived later.
         if o.last_ms >= self.last_ms {
@@ -130,6 +140,23 @@ impl Agg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_value_is_recognised_bit_for_bit() {
+        for v in [1.5, -0.0, 0.0, f64::NAN, -f64::INFINITY] {
+            let (value, ms) = GaugeAgg::single(v, 42).as_single().unwrap();
+            assert_eq!((value.to_bits(), ms), (v.to_bits(), 42));
+        }
+        let mut two = GaugeAgg::single(1.0, 1);
+        two.merge(&GaugeAgg::single(1.0, 2));
+        assert_eq!(two.as_single(), None);
+        // One value's count with another's sum: not one value.
+        let odd = GaugeAgg {
+            sum: 2.0,
+            ..GaugeAgg::single(1.0, 1)
+        };
+        assert_eq!(odd.as_single(), None);
+    }
 
     #[test]
     fn gauge_keeps_last_by_timestamp_not_arrival() {

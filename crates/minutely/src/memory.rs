@@ -17,12 +17,15 @@ pub fn default_block_cache_bytes(memory: Option<u64>) -> usize {
 }
 
 /// Open series-minutes before an early checkpoint: a sixty-fourth of the
-/// memory available at about 100 bytes a minute, within 1-8 million (1
+/// memory available at about 50 bytes a minute, within 1-8 million (1
 /// million when the memory is unknown). A backfill's checkpoints rewrite
 /// the day blocks they touch, so fewer of them push faster; the head's
-/// memory and the log replayed after a crash grow with it.
+/// memory and the log replayed after a crash grow with it. The 50 bytes
+/// cover a minute twice (the head frozen for a checkpoint beside the one
+/// filling) at the 16 bytes of a counter's minute and the 24 of a
+/// one-value gauge's, with the map and the vectors' spare room.
 pub fn default_open_minutes(memory: Option<u64>) -> usize {
-    const MINUTE_BYTES: u64 = 100;
+    const MINUTE_BYTES: u64 = 50;
     match memory {
         Some(bytes) => (bytes / 64 / MINUTE_BYTES).clamp(1_000_000, 8_000_000) as usize,
         None => 1_000_000,
@@ -76,8 +79,9 @@ mod tests {
     #[test]
     fn open_minutes_a_sixty_fourth_within_bounds() {
         const GIB: u64 = 1 << 30;
-        assert_eq!(default_open_minutes(Some(24 * GIB)), 4_026_531);
-        assert_eq!(default_open_minutes(Some(4 * GIB)), 1_000_000);
+        assert_eq!(default_open_minutes(Some(24 * GIB)), 8_000_000);
+        assert_eq!(default_open_minutes(Some(4 * GIB)), 1_342_177);
+        assert_eq!(default_open_minutes(Some(GIB)), 1_000_000);
         assert_eq!(default_open_minutes(Some(256 * GIB)), 8_000_000);
         assert_eq!(default_open_minutes(None), 1_000_000);
     }

@@ -4,6 +4,7 @@
 
 use super::record::{BatchEntry, Record, SeriesDef};
 use crate::SeriesId;
+use minutely_core::agg::GaugeAgg;
 use minutely_core::Agg;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -39,11 +40,17 @@ pub type SidMap<V> = HashMap<SeriesId, V, BuildHasherDefault<SidHasher>>;
 
 /// One series' open minutes, sorted, each once. Pushes mostly add the
 /// newest minute, which is an append; a sorted vector keeps that to one
-/// cache miss where a tree walks several nodes. A counter's minutes are
-/// bare sums, 16 bytes a minute instead of the 64 of an aggregate: the
-/// head holds millions of minutes, and a push writes one for every point.
+/// cache miss where a tree walks several nodes. The head holds millions of
+/// minutes and a push writes one for every point, so the usual minutes are
+/// kept small: a counter's as its bare sum (16 bytes a minute instead of
+/// the 64 of an aggregate), a gauge's of one value as that value and its
+/// time (24 bytes). A minute that is neither turns the series' minutes into
+/// aggregates. Smaller minutes let the head hold more of a backfill before
+/// a checkpoint must rewrite the day blocks.
 pub enum Minutes {
     Counters(Vec<(i64, f64)>),
+    /// One value each: the value and its time in unix milliseconds.
+    Gauges(Vec<(i64, (f64, i64))>),
     Aggs(Vec<(i64, Agg)>),
 }
 
@@ -83,11 +90,22 @@ fn add_sorted<T>(
     true
 }
 
+/// Where `minute` goes in the sorted `minutes` when it is not there yet.
+fn new_slot<T>(minutes: &[(i64, T)], minute: i64) -> Option<usize> {
+    match minutes.last() {
+        Some((last, _)) if *last >= minute => {
+            minutes.binary_search_by_key(&minute, |(t, _)| *t).err()
+        }
+        _ => Some(minutes.len()),
+    }
+}
+
 impl Minutes {
     /// Empty, with room for `n` minutes of `agg`'s kind.
     fn with_room(n: usize, agg: &Agg) -> Minutes {
         match agg {
             Agg::Counter(_) => Minutes::Counters(Vec::with_capacity(n)),
+            Agg::Gauge(g) if g.as_single().is_some() => Minutes::Gauges(Vec::with_capacity(n)),
             _ => Minutes::Aggs(Vec::with_capacity(n)),
         }
     }
@@ -97,30 +115,55 @@ impl Minutes {
         match (&mut *self, agg) {
             (Minutes::Counters(m), Agg::Counter(v)) => add_sorted(m, minute, v, |a, b| *a += b),
             (Minutes::Aggs(m), agg) => add_sorted(m, minute, agg, |a, b| a.merge(&b)),
-            (Minutes::Counters(m), agg) => {
-                // Another kind of aggregate (the first, or one a kind
-                // conflict let through): every minute becomes an aggregate.
-                let aggs = m.iter().map(|&(t, v)| (t, Agg::Counter(v))).collect();
-                *self = Minutes::Aggs(aggs);
-                self.add(minute, agg)
+            (Minutes::Gauges(m), Agg::Gauge(g)) => match (g.as_single(), new_slot(m, minute)) {
+                (Some(single), Some(i)) => {
+                    m.insert(i, (minute, single));
+                    true
+                }
+                // Two values in a minute, or one that is already an aggregate.
+                _ => self.make_aggs().add(minute, Agg::Gauge(g)),
+            },
+            (Minutes::Counters(m), Agg::Gauge(g)) if m.is_empty() && g.as_single().is_some() => {
+                *self = Minutes::Gauges(Vec::new());
+                self.add(minute, Agg::Gauge(g))
             }
+            // Another kind of aggregate (the first, or one a kind conflict
+            // let through): every minute becomes an aggregate.
+            (_, agg) => self.make_aggs().add(minute, agg),
         }
+    }
+
+    /// Turns every minute into an aggregate, in place.
+    fn make_aggs(&mut self) -> &mut Minutes {
+        let aggs = match self {
+            Minutes::Counters(m) => m.iter().map(|&(t, v)| (t, Agg::Counter(v))).collect(),
+            Minutes::Gauges(m) => m.iter().map(|&(t, g)| (t, single_gauge(g))).collect(),
+            Minutes::Aggs(_) => return self,
+        };
+        *self = Minutes::Aggs(aggs);
+        self
     }
 
     /// The minutes in `[from, to)`.
     pub fn range(&self, from: i64, to: i64) -> impl Iterator<Item = (i64, Cow<'_, Agg>)> {
-        fn bounds<T>(m: &[(i64, T)], from: i64, to: i64) -> std::ops::Range<usize> {
+        fn bounds<T>(m: &[(i64, T)], from: i64, to: i64) -> &[(i64, T)] {
             let lo = m.partition_point(|(t, _)| *t < from);
-            lo..m.partition_point(|(t, _)| *t < to).max(lo)
+            &m[lo..m.partition_point(|(t, _)| *t < to).max(lo)]
         }
-        let (counters, aggs) = match self {
-            Minutes::Counters(m) => (&m[bounds(m, from, to)], &[][..]),
-            Minutes::Aggs(m) => (&[][..], &m[bounds(m, from, to)]),
+        let (counters, gauges, aggs) = match self {
+            Minutes::Counters(m) => (bounds(m, from, to), &[][..], &[][..]),
+            Minutes::Gauges(m) => (&[][..], bounds(m, from, to), &[][..]),
+            Minutes::Aggs(m) => (&[][..], &[][..], bounds(m, from, to)),
         };
         let counters = counters
             .iter()
             .map(|&(t, v)| (t, Cow::Owned(Agg::Counter(v))));
-        counters.chain(aggs.iter().map(|(t, a)| (*t, Cow::Borrowed(a))))
+        let gauges = gauges
+            .iter()
+            .map(|&(t, g)| (t, Cow::Owned(single_gauge(g))));
+        counters
+            .chain(gauges)
+            .chain(aggs.iter().map(|(t, a)| (*t, Cow::Borrowed(a))))
     }
 
     /// Every minute, in order.
@@ -137,6 +180,7 @@ impl Minutes {
         }
         let lines = match self {
             Minutes::Counters(m) => ends(m),
+            Minutes::Gauges(m) => ends(m),
             Minutes::Aggs(m) => ends(m),
         };
         lines.into_iter().for_each(prefetch);
@@ -146,6 +190,7 @@ impl Minutes {
     pub fn newest(&self) -> Option<i64> {
         match self {
             Minutes::Counters(m) => m.last().map(|(t, _)| *t),
+            Minutes::Gauges(m) => m.last().map(|(t, _)| *t),
             Minutes::Aggs(m) => m.last().map(|(t, _)| *t),
         }
     }
@@ -153,9 +198,15 @@ impl Minutes {
     fn len(&self) -> usize {
         match self {
             Minutes::Counters(m) => m.len(),
+            Minutes::Gauges(m) => m.len(),
             Minutes::Aggs(m) => m.len(),
         }
     }
+}
+
+/// A gauge minute of one value as the aggregate it stands for.
+fn single_gauge((value, ms): (f64, i64)) -> Agg {
+    Agg::Gauge(GaugeAgg::single(value, ms))
 }
 
 /// A hint to load the cache line at `p`; never faults, whatever `p` is.
@@ -338,11 +389,47 @@ mod tests {
         head.apply(record(3, 0..1, false));
         let room = |sid: u64| match &head.active.minutes[&sid] {
             Minutes::Counters(m) => m.capacity(),
+            Minutes::Gauges(m) => m.capacity(),
             Minutes::Aggs(m) => m.capacity(),
         };
         assert!(room(1) >= 300 && room(2) >= 40, "{} {}", room(1), room(2));
         assert!(room(3) < 40);
         assert_eq!(head.open_minutes(), 300 + 40 + 3);
+    }
+
+    #[test]
+    fn one_value_gauge_minutes_stay_small_until_a_minute_has_two() {
+        let mut minutes = Minutes::default();
+        for m in [2, 0, 1] {
+            assert!(minutes.add(m * 60, agg(true, m, m as f64)));
+        }
+        assert!(matches!(&minutes, Minutes::Gauges(g) if g.len() == 3));
+        // A second value in minute 1: every minute becomes an aggregate,
+        // the merged one holding both values.
+        assert!(!minutes.add(60, Agg::Gauge(GaugeAgg::single(-4.0, 60_999))));
+        assert!(matches!(minutes, Minutes::Aggs(_)));
+        let mut both = GaugeAgg::single(1.0, 60_001);
+        both.merge(&GaugeAgg::single(-4.0, 60_999));
+        let got: Vec<(i64, String)> = minutes.iter().map(|(t, a)| (t, text(&a))).collect();
+        let want = vec![
+            (0, text(&agg(true, 0, 0.0))),
+            (60, text(&Agg::Gauge(both))),
+            (120, text(&agg(true, 2, 2.0))),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_gauge_aggregate_of_many_values_is_kept_whole() {
+        let mut many = GaugeAgg::single(3.0, 5);
+        many.merge(&GaugeAgg::single(1.0, 7));
+        let mut minutes = Minutes::default();
+        assert!(minutes.add(0, Agg::Gauge(GaugeAgg::single(2.0, 1))));
+        assert!(minutes.add(60, Agg::Gauge(many.clone())));
+        assert!(matches!(minutes, Minutes::Aggs(_)));
+        let got: Vec<String> = minutes.iter().map(|(_, a)| text(&a)).collect();
+        assert_eq!(got[1], text(&Agg::Gauge(many)));
+        assert_eq!(got[0], text(&Agg::Gauge(GaugeAgg::single(2.0, 1))));
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub struct EmbeddedConfig {
     pub batch_window_secs: i64,
     /// A checkpoint starts early when the head holds this many series-minutes
     /// (a backfill or a burst of new series), which bounds its memory: at
-    /// ~100 bytes a minute, the default is about 100 MB.
+    /// ~50 bytes a minute (both generations), the default is about 50 MB.
     pub max_open_minutes: usize,
     /// redb's page cache. Reads miss it to the operating system's file
     /// cache, so a small one costs little; a large one keeps every page

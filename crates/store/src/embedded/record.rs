@@ -173,16 +173,15 @@ fn put_bins(out: &mut Vec<u8>, bins: &[(i32, f64)]) {
 const SINGLE_GAUGE: u8 = 4;
 
 fn put_agg(out: &mut Vec<u8>, agg: &Agg) {
-    if let Agg::Gauge(g) = agg {
-        let single = GaugeAgg::single(g.last, g.last_ms);
-        let bits = |g: &GaugeAgg| [g.last, g.min, g.max, g.sum].map(f64::to_bits);
-        // Bit for bit (a -0.0 or a NaN payload is kept), so replay rebuilds it exactly.
-        if g.count == 1 && bits(g) == bits(&single) {
-            out.push(SINGLE_GAUGE);
-            put_f64s(out, &[g.last]);
-            out.extend_from_slice(&g.last_ms.to_le_bytes());
-            return;
-        }
+    if let Some((value, ms)) = match agg {
+        Agg::Gauge(g) => g.as_single(),
+        _ => None,
+    } {
+        // Bit for bit, so replay rebuilds it exactly.
+        out.push(SINGLE_GAUGE);
+        put_f64s(out, &[value]);
+        out.extend_from_slice(&ms.to_le_bytes());
+        return;
     }
     out.push(agg.kind().code());
     match agg {

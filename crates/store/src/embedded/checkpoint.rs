@@ -26,6 +26,14 @@ impl Inner {
     /// [`checkpoint`](Self::checkpoint), copying live blocks out of the
     /// block files that `collect` picks.
     pub(super) fn checkpoint_collecting(&self, collect: Collect) -> Result<(), StoreError> {
+        let result = self.checkpoint_once(collect);
+        let (tried, cv) = &self.checkpoints_tried;
+        *tried.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        cv.notify_all();
+        result
+    }
+
+    fn checkpoint_once(&self, collect: Collect) -> Result<(), StoreError> {
         let mut pending = self.writer_lock();
         let started = Instant::now();
         let (sealed, gen) = match pending.take() {
@@ -109,6 +117,15 @@ impl Inner {
             self.write_series(&mut writes, sid, minutes)?;
             if let Some(newest) = minutes.newest() {
                 writes.note_seen(sid, newest);
+            }
+        }
+        {
+            // Before the head lets go of these minutes, the index knows them.
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            for (&sid, minutes) in &gen.minutes {
+                if let (Some(meta), Some(newest)) = (index.get(sid), minutes.newest()) {
+                    meta.last_seen.fetch_max(newest, Ordering::Relaxed);
+                }
             }
         }
         writes.collect(txn, collect)?;

@@ -309,6 +309,13 @@ impl Head {
         self.active.open_minutes() + self.frozen.as_ref().map_or(0, |f| f.open_minutes())
     }
 
+    /// The newest minute of `sid` in either generation.
+    pub fn newest(&self, sid: SeriesId) -> Option<i64> {
+        let newest = |g: &Generation| g.minutes.get(&sid).and_then(Minutes::newest);
+        let frozen = self.frozen.as_deref().and_then(newest);
+        newest(&self.active).max(frozen)
+    }
+
     /// Adds a record to the active generation.
     pub fn apply(&mut self, record: Record) {
         let Head { active, frozen } = self;

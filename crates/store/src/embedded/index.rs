@@ -19,7 +19,10 @@ pub struct SeriesMeta {
     /// Set once the definition is in a synced log frame or in redb; until
     /// then every record that uses the series carries its definition.
     pub durable: AtomicBool,
-    /// Newest minute with data (`i64::MIN` when none).
+    /// Newest minute with data in redb, or replayed from the log at start
+    /// (`i64::MIN` when none); the head knows newer ones. Not kept by the
+    /// push: a store to this line for every point cost more than the
+    /// lookups of a catalogue.
     pub last_seen: AtomicI64,
     /// Set when its key was defined again under a newer id, which the key
     /// then finds.
@@ -262,13 +265,15 @@ impl SeriesIndex {
         meta
     }
 
-    /// Finds or creates the series of a point.
+    /// Finds or creates the series of a point. Lent, not shared: a push
+    /// resolves a series for every point, and a reference count taken and
+    /// dropped each time was two more atomic operations a point.
     pub fn resolve(
         &mut self,
         scratch: &mut Scratch,
         series: SeriesRef,
         max_series_per_app: usize,
-    ) -> Result<Arc<SeriesMeta>, ResolveError> {
+    ) -> Result<&Arc<SeriesMeta>, ResolveError> {
         let SeriesRef {
             app,
             env,
@@ -282,16 +287,17 @@ impl SeriesIndex {
             .get(scratch.next)
             .filter(|m| *m.key == *key && !m.superseded.load(Ordering::Relaxed));
         let found = match predicted {
-            Some(meta) => Some(meta),
+            Some(meta) => Some(meta.def.id),
             None => {
                 let hash = self.key_hasher.hash_one(key);
                 let series = &self.series;
                 self.by_key
                     .find(hash, |&id| series.get(id).is_some_and(|m| *m.key == *key))
-                    .map(|&id| self.meta(id))
+                    .copied()
             }
         };
-        if let Some(meta) = found {
+        if let Some(id) = found {
+            let meta = self.meta(id);
             if meta.def.kind != kind {
                 return Err(ResolveError::KindConflict {
                     name: name.into(),
@@ -299,8 +305,8 @@ impl SeriesIndex {
                     got: kind,
                 });
             }
-            scratch.next = meta.def.id.saturating_add(1);
-            return Ok(meta.clone());
+            scratch.next = id.saturating_add(1);
+            return Ok(meta);
         }
         if let Some(&has) = self.kinds.get(&(app.to_string(), name.to_string())) {
             if has != kind {
@@ -325,8 +331,10 @@ impl SeriesIndex {
             kind,
             tags: tags.clone(),
         };
-        scratch.next = def.id.saturating_add(1);
-        Ok(self.insert(def, false))
+        let id = def.id;
+        scratch.next = id.saturating_add(1);
+        self.insert(def, false);
+        Ok(self.meta(id))
     }
 
     pub fn series_of(&self, app: &str, env: Option<&str>, name: &str) -> Vec<SeriesInfo> {
@@ -424,7 +432,15 @@ impl SeriesIndex {
         self.pair_hasher.hash_one((app, env, name, k, v))
     }
 
-    pub fn catalogue(&self, app: &str, env: Option<&str>) -> Vec<MetricInfo> {
+    /// The metrics of `app` (in `env`), each last seen at the newest minute
+    /// of its series that redb holds or `head_newest` gives (the minutes
+    /// not yet checkpointed).
+    pub fn catalogue(
+        &self,
+        app: &str,
+        env: Option<&str>,
+        head_newest: &dyn Fn(SeriesId) -> Option<i64>,
+    ) -> Vec<MetricInfo> {
         let mut out: BTreeMap<(String, String), MetricInfo> = BTreeMap::new();
         for ((a, e, name), ids) in &self.by_metric {
             if a != app || env.is_some_and(|want| want != e) {
@@ -449,7 +465,8 @@ impl SeriesIndex {
                         .or_default()
                         .insert(v.to_string());
                 }
-                let seen = meta.last_seen.load(Ordering::Relaxed);
+                let stored = meta.last_seen.load(Ordering::Relaxed);
+                let seen = head_newest(*id).map_or(stored, |h| h.max(stored));
                 if seen != i64::MIN {
                     info.last_seen = Some(info.last_seen.map_or(seen, |s| s.max(seen)));
                 }
@@ -672,7 +689,8 @@ mod tests {
                 },
                 2,
             )
-            .unwrap();
+            .unwrap()
+            .clone();
         let again = idx
             .resolve(
                 &mut buf,
@@ -737,6 +755,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(idx.series_of("shop", Some("prod"), "orders").len(), 2);
-        assert_eq!(idx.catalogue("shop", None)[0].tags["region"].len(), 2);
+        assert_eq!(
+            idx.catalogue("shop", None, &|_| None)[0].tags["region"].len(),
+            2
+        );
     }
 }

@@ -147,6 +147,8 @@ struct Inner {
     /// A frozen generation whose checkpoint failed, with its sealed segment.
     pending: Mutex<Option<(u64, Arc<Generation>)>>,
     signal: Arc<(Mutex<Signal>, Condvar)>,
+    /// Checkpoints finished or failed, for pushes waiting on one.
+    checkpoints_tried: (Mutex<u64>, Condvar),
     checkpoints: AtomicU64,
     checkpoint_failures: AtomicU64,
     /// Shared with the writer thread, which counts its failed syncs here.
@@ -345,11 +347,9 @@ impl Store for EmbeddedStore {
     }
 
     fn catalogue(&self, app: &str, env: Option<&str>) -> Vec<MetricInfo> {
-        self.inner
-            .index
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .catalogue(app, env)
+        let index = self.inner.index.read().unwrap_or_else(|p| p.into_inner());
+        let head = self.inner.head.read().unwrap_or_else(|p| p.into_inner());
+        index.catalogue(app, env, &|sid| head.newest(sid))
     }
 
     fn retention(&self) -> Retention {

@@ -42,7 +42,8 @@ impl Inner {
     ) -> Result<PushOutcome, StoreError> {
         let mut outcome = PushOutcome::default();
         let mut points = Vec::with_capacity(req.points.len());
-        let mut metas = Vec::with_capacity(req.points.len());
+        // Series whose definitions this record carries: durable once it is written.
+        let mut fresh = Vec::new();
         let mut defs: Vec<SeriesDef> = Vec::new();
         let mut defined: std::collections::HashSet<SeriesId> = std::collections::HashSet::new();
         let reply = {
@@ -62,10 +63,9 @@ impl Inner {
                             if !meta.durable.load(Ordering::Acquire) && defined.insert(meta.def.id)
                             {
                                 defs.push(meta.def.clone());
+                                fresh.push(meta.clone());
                             }
-                            let minute = p.minute();
-                            points.push((meta.def.id, minute, p.to_agg()));
-                            metas.push((meta, minute));
+                            points.push((meta.def.id, p.minute(), p.to_agg()));
                         }
                         Err(e) => outcome.rejected.push(Rejected {
                             index: i,
@@ -104,14 +104,8 @@ impl Inner {
             reply_rx
         };
         reply.recv().map_err(|_| StoreError::Closed)??;
-        // Reads first: most series are durable and already seen this late.
-        for (meta, minute) in &metas {
-            if !meta.durable.load(Ordering::Relaxed) {
-                meta.durable.store(true, Ordering::Release);
-            }
-            if meta.last_seen.load(Ordering::Relaxed) < *minute {
-                meta.last_seen.fetch_max(*minute, Ordering::Relaxed);
-            }
+        for meta in &fresh {
+            meta.durable.store(true, Ordering::Release);
         }
         let open = self
             .head
@@ -126,6 +120,33 @@ impl Inner {
                 .checkpoint_now = true;
             cv.notify_all();
         }
+        if open > 2 * self.cfg.max_open_minutes {
+            self.wait_for_checkpoint();
+        }
         Ok(outcome)
     }
+
+    /// Waits (at most a few seconds) while a checkpoint is writing the
+    /// frozen head, so that pushes faster than checkpoints (which run at a
+    /// lower priority) cannot grow the head without bound. After a failed
+    /// checkpoint, or past the wait, the push goes on as before.
+    fn wait_for_checkpoint(&self) {
+        let (tried, cv) = &self.checkpoints_tried;
+        let guard = tried.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = *guard;
+        let writing = self
+            .head
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .frozen
+            .is_some();
+        if writing {
+            let _ = cv
+                .wait_timeout_while(guard, CHECKPOINT_WAIT, |n| *n == seen)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
 }
+
+/// The longest a push waits for a checkpoint to make room in the head.
+const CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);

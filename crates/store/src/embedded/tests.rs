@@ -512,3 +512,44 @@ fn reads_after_a_checkpoint_see_the_rewritten_blocks() {
     let all = vec![(rounds + 1) as f64; 60];
     assert_eq!(sums(&store), (all.clone(), all));
 }
+
+/// The catalogue's last-seen minute comes from the head before a
+/// checkpoint and from the index after it; an older point never moves it
+/// back, and a series of another metric never moves it at all.
+#[test]
+fn last_seen_follows_the_head_and_the_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = base();
+    let store = open(dir.path());
+    let seen = |store: &EmbeddedStore, name: &str| {
+        store
+            .catalogue("shop", None)
+            .into_iter()
+            .find(|m| m.name == name)
+            .and_then(|m| m.last_seen)
+    };
+    let at = |minute: i64, name: &str, host: &str| {
+        point(
+            Kind::Gauge,
+            name,
+            (t0 + minute * 60 + 5) as f64,
+            1.0,
+            &[("host", host)],
+        )
+    };
+    store
+        .push(req(None, vec![at(3, "load", "a"), at(1, "load", "b")]))
+        .unwrap();
+    store.push(req(None, vec![at(9, "other", "a")])).unwrap();
+    assert_eq!(seen(&store, "load"), Some(t0 + 180));
+    store.checkpoint().unwrap();
+    assert_eq!(seen(&store, "load"), Some(t0 + 180));
+    store
+        .push(req(None, vec![at(2, "load", "a"), at(5, "load", "b")]))
+        .unwrap();
+    assert_eq!(seen(&store, "load"), Some(t0 + 300));
+    store.push(req(None, vec![at(4, "load", "a")])).unwrap();
+    store.checkpoint().unwrap();
+    assert_eq!(seen(&store, "load"), Some(t0 + 300));
+    assert_eq!(seen(&store, "other"), Some(t0 + 540));
+}

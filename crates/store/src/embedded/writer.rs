@@ -44,23 +44,33 @@ pub fn run(mut wal: Wal, rx: Receiver<WalMsg>, head: Arc<RwLock<Head>>, policy: 
         failures,
     } = policy;
     let every_push = sync_every.is_zero();
-    let sync = |wal: &mut Wal, last_sync: &mut Instant| {
+    // Returns when the next sync is due: none when the log is synced, an
+    // interval from now when this sync failed.
+    let sync = |wal: &mut Wal| {
         if let Err(e) = wal.sync() {
             // The points were answered already; they are in the file, and
             // the next sync tries again.
             failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "syncing the write-ahead log failed");
         }
-        *last_sync = Instant::now();
+        wal.unsynced().then(Instant::now)
     };
     let mut pending: Vec<WalMsg> = Vec::new();
-    let mut last_sync = Instant::now();
+    // When the oldest write not yet synced was made. The sync comes one
+    // interval after it, not one interval after the last sync: after a
+    // pause, the first push would otherwise be followed by a sync at
+    // once, and the pushes behind it would wait the disk's time (about
+    // 20 ms here) for it.
+    let mut dirty_since: Option<Instant> = None;
     loop {
-        let first = if wal.unsynced() {
-            match rx.recv_timeout(sync_every.saturating_sub(last_sync.elapsed())) {
+        if !wal.unsynced() {
+            dirty_since = None;
+        }
+        let first = if let Some(since) = dirty_since {
+            match rx.recv_timeout(sync_every.saturating_sub(since.elapsed())) {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => {
-                    sync(&mut wal, &mut last_sync);
+                    dirty_since = sync(&mut wal);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -94,12 +104,15 @@ pub fn run(mut wal: Wal, rx: Receiver<WalMsg>, head: Arc<RwLock<Head>>, policy: 
             }
         }
         write_group(&mut wal, &head, appends, every_push);
-        if wal.unsynced() && last_sync.elapsed() >= sync_every {
-            sync(&mut wal, &mut last_sync);
+        if wal.unsynced() {
+            let since = *dirty_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= sync_every {
+                dirty_since = sync(&mut wal);
+            }
         }
     }
     // Closing: what the last pushes wrote goes to the disk too.
-    sync(&mut wal, &mut last_sync);
+    sync(&mut wal);
 }
 
 fn write_group(wal: &mut Wal, head: &RwLock<Head>, appends: Vec<Append>, sync: bool) {

@@ -130,14 +130,13 @@ impl EmbeddedStore {
         verify::verify(&self.inner.block_files)
     }
 
-    /// Runs [`verify`](Self::verify) on a low-priority thread and logs what
+    /// Runs [`verify`](Self::verify) on a thread of its own and logs what
     /// it finds: damage is reported at start, not only when a query meets it.
     pub fn verify_in_background(&self) {
         let inner = self.inner.clone();
         let spawned = std::thread::Builder::new()
             .name("minutely-verify".into())
             .spawn(move || {
-                lower_priority();
                 let started = std::time::Instant::now();
                 let checked = verify::verify(&inner.block_files);
                 match checked {
@@ -211,28 +210,9 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
     }
 }
 
-/// Lowers the calling thread's scheduling priority (nice 10), for the work
-/// that can wait while pushes and queries use the processors: checkpoints
-/// and the block check. A push is answered once its points are in the log,
-/// so a checkpoint that yields to pushes delays no answer; it catches up
-/// when pushes pause, and a push waits for it (see `Inner::push_points`)
-/// only when the head holds twice its early-checkpoint size. Linux keeps a
-/// nice value per thread; elsewhere, or when refused, nothing changes.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on the calling thread's own id.
-    unsafe {
-        let tid = libc::gettid();
-        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10) != 0 {
-            tracing::debug!("could not lower a background thread's priority");
-        }
-    }
-}
-
 /// Checkpoints every interval (or when asked) and applies retention every
 /// hour, until stopped.
 fn background(inner: Arc<Inner>, signal: Arc<(Mutex<Signal>, Condvar)>) {
-    lower_priority();
     // The first retention pass runs after the first checkpoint.
     let mut last_retention: Option<Instant> = None;
     // After a failure, wait this long (doubling, up to the interval) even

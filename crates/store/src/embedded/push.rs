@@ -127,8 +127,8 @@ impl Inner {
     }
 
     /// Waits (at most a few seconds) while a checkpoint is writing the
-    /// frozen head, so that pushes faster than checkpoints (which run at a
-    /// lower priority) cannot grow the head without bound. After a failed
+    /// frozen head, so that pushes faster than checkpoints cannot grow the
+    /// head without bound. After a failed
     /// checkpoint, or past the wait, the push goes on as before.
     fn wait_for_checkpoint(&self) {
         let (tried, cv) = &self.checkpoints_tried;

@@ -28,7 +28,11 @@ impl Inner {
     pub(super) fn checkpoint_collecting(&self, collect: Collect) -> Result<(), StoreError> {
         let result = self.checkpoint_once(collect);
         let (tried, cv) = &self.checkpoints_tried;
-        *tried.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        {
+            let mut tried = tried.lock().unwrap_or_else(|p| p.into_inner());
+            tried.count += 1;
+            tried.last_failed = result.is_err();
+        }
         cv.notify_all();
         result
     }

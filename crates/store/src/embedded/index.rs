@@ -206,12 +206,12 @@ impl SeriesIndex {
     }
 
     /// Adds a known series (from redb or the log); repeated adds are no-ops.
-    pub fn insert(&mut self, mut def: SeriesDef, durable: bool) -> Arc<SeriesMeta> {
+    pub fn insert(&mut self, mut def: SeriesDef, durable: bool) {
         if let Some(existing) = self.get(def.id) {
             if durable {
                 existing.durable.store(true, Ordering::Release);
             }
-            return existing.clone();
+            return;
         }
         let mut key = String::new();
         series_key(&mut key, &def.app, &def.env, &def.name, &def.tags);
@@ -262,7 +262,6 @@ impl SeriesIndex {
                 });
             }
         }
-        meta
     }
 
     /// Finds or creates the series of a point. Lent, not shared: a push

@@ -88,7 +88,7 @@ impl EmbeddedStore {
             tx: Mutex::new(Some(tx)),
             pending: Mutex::new(None),
             signal: Arc::new((Mutex::new(Signal::default()), Condvar::new())),
-            checkpoints_tried: (Mutex::new(0), Condvar::new()),
+            checkpoints_tried: (Mutex::default(), Condvar::new()),
             checkpoints: AtomicU64::new(0),
             checkpoint_failures: AtomicU64::new(0),
             wal_sync_failures: Arc::new(AtomicU64::new(0)),

@@ -114,6 +114,13 @@ impl EmbeddedConfig {
     }
 }
 
+/// Checkpoints tried so far, and whether the last of them failed.
+#[derive(Default)]
+struct CheckpointsTried {
+    count: u64,
+    last_failed: bool,
+}
+
 /// What the background thread is asked to do.
 #[derive(Default)]
 struct Signal {
@@ -147,8 +154,9 @@ struct Inner {
     /// A frozen generation whose checkpoint failed, with its sealed segment.
     pending: Mutex<Option<(u64, Arc<Generation>)>>,
     signal: Arc<(Mutex<Signal>, Condvar)>,
-    /// Checkpoints finished or failed, for pushes waiting on one.
-    checkpoints_tried: (Mutex<u64>, Condvar),
+    /// Checkpoints tried, and whether the last one failed, for pushes
+    /// waiting on one.
+    checkpoints_tried: (Mutex<CheckpointsTried>, Condvar),
     checkpoints: AtomicU64,
     checkpoint_failures: AtomicU64,
     /// Shared with the writer thread, which counts its failed syncs here.
@@ -186,6 +194,10 @@ impl Inner {
     /// and apps, and a backup while it copies.
     fn writer_lock(&self) -> std::sync::MutexGuard<'_, Option<(u64, Arc<Generation>)>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn head_read(&self) -> std::sync::RwLockReadGuard<'_, Head> {
+        self.head.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn sender(&self) -> Result<SyncSender<WalMsg>, StoreError> {

@@ -107,12 +107,7 @@ impl Inner {
         for meta in &fresh {
             meta.durable.store(true, Ordering::Release);
         }
-        let open = self
-            .head
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .active
-            .open_minutes();
+        let open = self.head_read().active.open_minutes();
         if open > self.cfg.max_open_minutes {
             let (lock, cv) = &*self.signal;
             lock.lock()
@@ -128,21 +123,19 @@ impl Inner {
 
     /// Waits (at most a few seconds) while a checkpoint is writing the
     /// frozen head, so that pushes faster than checkpoints cannot grow the
-    /// head without bound. After a failed
-    /// checkpoint, or past the wait, the push goes on as before.
+    /// head without bound. A frozen head whose checkpoint failed (a full
+    /// disk) waits for a retry that can be minutes away: pushes then go on
+    /// as before rather than each waiting out the bound.
     fn wait_for_checkpoint(&self) {
         let (tried, cv) = &self.checkpoints_tried;
+        // Read before looking at the head, so a checkpoint that ends in
+        // between is seen as a new count, not waited for.
         let guard = tried.lock().unwrap_or_else(|p| p.into_inner());
-        let seen = *guard;
-        let writing = self
-            .head
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .frozen
-            .is_some();
-        if writing {
+        let seen = guard.count;
+        let writing = self.head_read().frozen.is_some();
+        if writing && !guard.last_failed {
             let _ = cv
-                .wait_timeout_while(guard, CHECKPOINT_WAIT, |n| *n == seen)
+                .wait_timeout_while(guard, CHECKPOINT_WAIT, |t| t.count == seen)
                 .unwrap_or_else(|p| p.into_inner());
         }
     }

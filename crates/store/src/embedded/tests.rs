@@ -553,3 +553,66 @@ fn last_seen_follows_the_head_and_the_checkpoints() {
     assert_eq!(seen(&store, "load"), Some(t0 + 300));
     assert_eq!(seen(&store, "other"), Some(t0 + 540));
 }
+
+/// A push that leaves the head holding more than twice the early
+/// checkpoint's size, while a checkpoint is writing, is answered only once
+/// that checkpoint is done: pushes cannot outrun checkpoints for ever.
+#[test]
+fn a_push_past_twice_the_head_size_waits_for_the_running_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = EmbeddedConfig::new(dir.path());
+    cfg.max_open_minutes = 10;
+    let store = EmbeddedStore::open(cfg).unwrap();
+    let t0 = base();
+    let points: Vec<Point> = (0..30)
+        .map(|m| point(Kind::Counter, "orders", (t0 + m * 60) as f64, 1.0, &[]))
+        .collect();
+    // The background checkpoint the push asks for stops at the writer
+    // lock, and a frozen head stands for the one being written.
+    let pending = store.inner.writer_lock();
+    store.inner.head.write().unwrap().frozen = Some(Arc::new(Generation::default()));
+    std::thread::scope(|s| {
+        let push = s.spawn(|| store.push(req(None, points)));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!push.is_finished(), "the push waits for the checkpoint");
+        store.inner.head.write().unwrap().frozen = None;
+        drop(pending);
+        assert_eq!(push.join().unwrap().unwrap().accepted, 30);
+    });
+    assert_eq!(
+        counter_sums(&store, Resolution::Hour, t0, t0 + 7_200)
+            .iter()
+            .map(|(_, v)| v)
+            .sum::<f64>(),
+        30.0
+    );
+}
+
+/// After a failed checkpoint (a full disk) the frozen head waits for a
+/// retry that can be minutes away: pushes then do not wait for it.
+#[test]
+fn a_push_does_not_wait_on_a_checkpoint_that_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = EmbeddedConfig::new(dir.path());
+    cfg.max_open_minutes = 10;
+    let store = EmbeddedStore::open(cfg).unwrap();
+    let t0 = base();
+    let points: Vec<Point> = (0..30)
+        .map(|m| point(Kind::Counter, "orders", (t0 + m * 60) as f64, 1.0, &[]))
+        .collect();
+    let pending = store.inner.writer_lock();
+    store.inner.head.write().unwrap().frozen = Some(Arc::new(Generation::default()));
+    store.inner.checkpoints_tried.0.lock().unwrap().last_failed = true;
+    std::thread::scope(|s| {
+        let push = s.spawn(|| store.push(req(None, points)));
+        // Waiting would hold it for the whole bound (10 s).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !push.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(push.is_finished(), "the push did not wait");
+        store.inner.head.write().unwrap().frozen = None;
+        drop(pending);
+        assert_eq!(push.join().unwrap().unwrap().accepted, 30);
+    });
+}

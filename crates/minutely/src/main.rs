@@ -14,32 +14,18 @@ use cli::{Cli, Command};
 
 /// A push allocates and frees megabytes of short-lived buffers (the body,
 /// its points, the log record): mimalloc reuses them with fewer page faults
-/// and less locking than glibc's allocator (10-15% less server CPU per
-/// pushed point, docs/BENCHMARKS.md).
+/// and less locking than glibc's allocator (about 10% less server CPU per
+/// pushed point; docs/BENCHMARKS.md has what it costs elsewhere). Its
+/// default purge delay stays: purging freed memory at once halved the
+/// speed of wide distribution queries, which free large buffers per chunk
+/// of series.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-extern "C" {
-    /// From libmimalloc-sys's static library (its Rust bindings do not
-    /// name the option set below).
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-}
-
-/// `mi_option_purge_delay` in the `mi_option_e` of the mimalloc 3 that
-/// libmimalloc-sys 0.1.49 builds (pinned in the workspace).
-const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
-
-/// Memory freed goes back to the kernel at once, not one to ten seconds
-/// later: resident memory per series at steady state as low as with
-/// glibc, at no push speed we could measure.
-fn allocator_purges_at_once() {
-    // SAFETY: sets a plain integer option; the allocator reads it at each purge.
-    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
-}
-
 /// Transparent huge pages, where the kernel gives them to every process,
-/// make the allocator's reserved regions resident 2 MiB at a time: twice
-/// the memory at steady state for no speed we could measure.
+/// make the allocator's reserved regions resident 2 MiB at a time: two to
+/// three times the memory per series at steady state, for wide
+/// distribution queries some 15% faster.
 #[cfg(target_os = "linux")]
 fn no_transparent_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE only sets a flag of this process.
@@ -51,7 +37,6 @@ fn no_transparent_huge_pages() {}
 
 fn main() {
     no_transparent_huge_pages();
-    allocator_purges_at_once();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("MINUTELY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

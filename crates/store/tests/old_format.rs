@@ -2,7 +2,8 @@
 //! blocks inside redb; testdata/datadir-v2: blocks in block files;
 //! testdata/datadir-v3: series definitions in series.defs;
 //! testdata/datadir-v4: block places and newest minutes in a places file
-//! beside the block files) must
+//! beside the block files; testdata/datadir-v5: log records with compact
+//! point lists) must
 //! open in every later version with the same numbers: some in blocks,
 //! some only in the write-ahead log, and a remembered batch key.
 //! `MINUTELY_WRITE_DATADIR=1` writes the fixture of the current version
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 const T0: i64 = 1_795_600_800;
 
 /// The format version this build writes.
-const CURRENT: u64 = 4;
+const CURRENT: u64 = 5;
 
 fn fixture(version: u64) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../testdata/datadir-v{version}"))
@@ -148,10 +149,15 @@ fn version_3_data_directory_opens_with_the_same_numbers() {
 
 #[test]
 fn version_4_data_directory_opens_with_the_same_numbers() {
+    opens_with_the_same_numbers(4);
+}
+
+#[test]
+fn version_5_data_directory_opens_with_the_same_numbers() {
     if std::env::var_os("MINUTELY_WRITE_DATADIR").is_some() {
         write_fixture();
     }
-    opens_with_the_same_numbers(4);
+    opens_with_the_same_numbers(5);
 }
 
 fn opens_with_the_same_numbers(version: u64) {

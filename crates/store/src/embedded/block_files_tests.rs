@@ -294,7 +294,7 @@ fn a_directory_of_a_newer_format_is_refused_before_anything_is_read() {
     }
     match EmbeddedStore::open(EmbeddedConfig::new(dir.path())) {
         Err(StoreError::NewerFormat { found, supported }) => {
-            assert_eq!((found, supported), (5, 4))
+            assert_eq!((found, supported), (6, 5))
         }
         other => panic!("{:?}", other.map(|_| ())),
     }

@@ -6,7 +6,7 @@ use redb::TableDefinition;
 /// Bumped when the layout changes; older layouts stay readable (and are
 /// marked with this version at open, as this build may write what an
 /// older one cannot read: version 2 keeps blocks in block files).
-pub const FORMAT_VERSION: u64 = 4;
+pub const FORMAT_VERSION: u64 = 5;
 
 /// series id -> JSON series definition: written by format versions 1 and
 /// 2; later ones append definitions to `series.defs` and only read this.

@@ -1,5 +1,6 @@
-//! One write-ahead-log record: what a push adds, in a fixed-width binary
-//! form (the log is short-lived, so simplicity beats compactness here).
+//! One write-ahead-log record: what a push adds, in a binary form. The
+//! log is short-lived, so it is kept simple (no compression but of a
+//! point's ids and times, which every push writes for every point).
 //!
 //! ```text
 //! record  := flags batch? series* points*
@@ -58,7 +59,7 @@ const DEFLATED: u8 = 2;
 const HAS_BATCH: u8 = 1;
 /// Flag: points are delta- and varint-coded. A push logs every point, and
 /// the log's bytes cost it their copy into the kernel: a single-value
-/// point takes 11-14 bytes so instead of 25-33.
+/// point takes 11-14 bytes instead of 25-33.
 const COMPACT_POINTS: u8 = 0x10;
 
 #[derive(Debug, thiserror::Error)]

@@ -6,14 +6,17 @@ use crate::tags::Tags;
 use crate::time::{millis_of, minute_of};
 use std::sync::Arc;
 
+/// Summaries are boxed: most points are single values, and a push holds
+/// its points in one vector (16 bytes a value instead of 96, a `Point` 80
+/// bytes instead of 160).
 #[derive(Debug, Clone, PartialEq)]
 pub enum PointValue {
     /// One observation (for a counter: the amount added).
     Single(f64),
     /// A gauge's minute as a client aggregated it.
-    GaugeSummary(GaugeAgg),
+    GaugeSummary(Box<GaugeAgg>),
     /// A distribution's minute as a client aggregated it.
-    DistSummary(DistAgg),
+    DistSummary(Box<DistAgg>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -44,8 +47,24 @@ impl Point {
             (PointValue::Single(v), Kind::Distribution) => {
                 Agg::Distribution(Box::new(DistAgg::single(*v)))
             }
-            (PointValue::GaugeSummary(g), _) => Agg::Gauge(g.clone()),
-            (PointValue::DistSummary(d), _) => Agg::Distribution(Box::new(d.clone())),
+            (PointValue::GaugeSummary(g), _) => Agg::Gauge((**g).clone()),
+            (PointValue::DistSummary(d), _) => Agg::Distribution(d.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A push holds every point of its body at once: keep them small.
+    #[test]
+    fn a_point_stays_small() {
+        assert_eq!(std::mem::size_of::<PointValue>(), 16);
+        assert!(
+            std::mem::size_of::<Point>() <= 80,
+            "{}",
+            std::mem::size_of::<Point>()
+        );
     }
 }

@@ -214,7 +214,7 @@ fn summary_value(kind: Kind, s: RawSummary, ts: f64) -> Result<PointValue, Point
             if !(g.min <= g.last && g.last <= g.max) {
                 return Err(PointError::SummaryInconsistent("need min <= last <= max"));
             }
-            Ok(PointValue::GaugeSummary(g))
+            Ok(PointValue::GaugeSummary(Box::new(g)))
         }
         Kind::Distribution => {
             let count = need(s.count, "count")?;
@@ -239,7 +239,7 @@ fn summary_value(kind: Kind, s: RawSummary, ts: f64) -> Result<PointValue, Point
                     "the sketch's bucket counts must add up to count",
                 ));
             }
-            Ok(PointValue::DistSummary(d))
+            Ok(PointValue::DistSummary(Box::new(d)))
         }
     }
 }

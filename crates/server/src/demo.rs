@@ -117,7 +117,7 @@ impl DemoShop {
                     "order_item_count",
                     region,
                     None,
-                    PointValue::DistSummary(d),
+                    PointValue::DistSummary(Box::new(d)),
                 ));
             }
         }

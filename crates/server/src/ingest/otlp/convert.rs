@@ -521,7 +521,7 @@ fn dist(ctx: &mut Ctx, name: &str, tags: Tags, ts: f64, d: Option<DistAgg>) {
             name,
             tags,
             ts,
-            PointValue::DistSummary(d),
+            PointValue::DistSummary(Box::new(d)),
         );
     }
 }

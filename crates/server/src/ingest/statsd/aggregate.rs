@@ -223,8 +223,8 @@ impl Aggregator {
             for (_, s) in series {
                 let value = match s.agg {
                     Agg::Counter(v) => PointValue::Single(v),
-                    Agg::Gauge(g) => PointValue::GaugeSummary(g),
-                    Agg::Distribution(d) => PointValue::DistSummary(*d),
+                    Agg::Gauge(g) => PointValue::GaugeSummary(Box::new(g)),
+                    Agg::Distribution(d) => PointValue::DistSummary(d),
                 };
                 let ts = match &value {
                     PointValue::GaugeSummary(g) => g.last_ms as f64 / 1000.0,

@@ -213,7 +213,7 @@ fn hp(t: u64, start: u64, counts: Vec<u64>, sum: f64, min: f64, max: f64) -> His
 
 fn dist_of(c: &Converted) -> DistAgg {
     match &c.points.values().next().unwrap()[0].value {
-        PointValue::DistSummary(d) => d.clone(),
+        PointValue::DistSummary(d) => (**d).clone(),
         v => panic!("{v:?}"),
     }
 }

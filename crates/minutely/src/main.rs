@@ -11,6 +11,7 @@ mod serve;
 
 use clap::Parser;
 use cli::{Cli, Command};
+use std::io::IsTerminal;
 
 /// A push allocates and frees megabytes of short-lived buffers (the body,
 /// its points, the log record): mimalloc reuses them with fewer page faults
@@ -40,9 +41,11 @@ fn main() {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("MINUTELY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: a log file or the journal gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),

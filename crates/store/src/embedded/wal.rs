@@ -13,6 +13,7 @@ use crate::StoreError;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 const FRAME_HEADER: usize = 8;
 /// Larger frames cannot come from a push within the body limits; a length
@@ -24,8 +25,10 @@ pub struct Wal {
     file: File,
     seq: u64,
     len: u64,
-    /// Frames written since the last sync.
-    unsynced: bool,
+    /// Since when frames wait for a sync: the oldest write since the last
+    /// sync, or the last sync that failed (so a failing disk is retried
+    /// one interval later, not in a loop).
+    unsynced_since: Option<Instant>,
 }
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
@@ -72,7 +75,7 @@ impl Wal {
                 file,
                 seq,
                 len: 0,
-                unsynced: false,
+                unsynced_since: None,
             },
             records,
         ))
@@ -87,21 +90,29 @@ impl Wal {
             put_frame(&mut buf, p);
         }
         append_bytes(&mut self.file, &mut self.len, &buf, sync)?;
-        // A synced append also synced every earlier frame of the file.
-        self.unsynced = !sync;
+        if sync {
+            // A synced append also synced every earlier frame of the file.
+            self.unsynced_since = None;
+        } else {
+            self.unsynced_since.get_or_insert_with(Instant::now);
+        }
         Ok(())
     }
 
-    /// Whether frames were written since the last sync.
-    pub fn unsynced(&self) -> bool {
-        self.unsynced
+    /// When the frames not yet synced were written (the oldest of them),
+    /// or the last sync of them failed; `None` when all are synced.
+    pub fn unsynced_since(&self) -> Option<Instant> {
+        self.unsynced_since
     }
 
     /// Syncs the frames written since the last sync.
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        if self.unsynced {
-            self.file.sync_data().map_err(StoreError::from_io)?;
-            self.unsynced = false;
+        if self.unsynced_since.is_some() {
+            if let Err(e) = self.file.sync_data() {
+                self.unsynced_since = Some(Instant::now());
+                return Err(StoreError::from_io(e));
+            }
+            self.unsynced_since = None;
         }
         Ok(())
     }
@@ -303,24 +314,42 @@ mod tests {
         assert_eq!(recs.len(), 3);
     }
 
+    /// The writer times its sync from the oldest unsynced write: later
+    /// writes do not push it back.
+    #[test]
+    fn unsynced_since_is_the_oldest_write_since_the_last_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), 0).unwrap();
+        assert_eq!(wal.unsynced_since(), None);
+        wal.append(&[&rec(1)], false).unwrap();
+        let first = wal.unsynced_since().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        wal.append(&[&rec(2)], false).unwrap();
+        assert_eq!(wal.unsynced_since(), Some(first));
+        wal.sync().unwrap();
+        assert_eq!(wal.unsynced_since(), None);
+        wal.append(&[&rec(3)], false).unwrap();
+        assert!(wal.unsynced_since().unwrap() > first);
+    }
+
     #[test]
     fn unsynced_frames_are_tracked_until_a_sync_or_a_synced_append() {
         let dir = tempfile::tempdir().unwrap();
         let (mut wal, _) = Wal::open(dir.path(), 0).unwrap();
-        assert!(!wal.unsynced());
+        assert!(wal.unsynced_since().is_none());
         wal.append(&[&rec(1)], false).unwrap();
-        assert!(wal.unsynced());
+        assert!(wal.unsynced_since().is_some());
         wal.sync().unwrap();
-        assert!(!wal.unsynced());
+        assert!(wal.unsynced_since().is_none());
         wal.append(&[&rec(2)], false).unwrap();
         wal.append(&[&rec(3)], true).unwrap();
         assert!(
-            !wal.unsynced(),
+            wal.unsynced_since().is_none(),
             "a synced append syncs the frames before it"
         );
         wal.append(&[&rec(4)], false).unwrap();
         wal.rotate().unwrap();
-        assert!(!wal.unsynced(), "a sealed segment is synced");
+        assert!(wal.unsynced_since().is_none(), "a sealed segment is synced");
         drop(wal);
         // Unsynced or not, every frame is in the files (as after kill -9).
         let (_wal, recs) = Wal::open(dir.path(), 0).unwrap();

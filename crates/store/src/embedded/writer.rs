@@ -11,7 +11,7 @@ use crate::StoreError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Records written per sync at most, to bound a group's latency.
 const MAX_GROUP: usize = 512;
@@ -44,33 +44,25 @@ pub fn run(mut wal: Wal, rx: Receiver<WalMsg>, head: Arc<RwLock<Head>>, policy: 
         failures,
     } = policy;
     let every_push = sync_every.is_zero();
-    // Returns when the next sync is due: none when the log is synced, an
-    // interval from now when this sync failed.
     let sync = |wal: &mut Wal| {
         if let Err(e) = wal.sync() {
             // The points were answered already; they are in the file, and
-            // the next sync tries again.
+            // the next sync, an interval later, tries again.
             failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "syncing the write-ahead log failed");
         }
-        wal.unsynced().then(Instant::now)
     };
     let mut pending: Vec<WalMsg> = Vec::new();
-    // When the oldest write not yet synced was made. The sync comes one
-    // interval after it, not one interval after the last sync: after a
-    // pause, the first push would otherwise be followed by a sync at
-    // once, and the pushes behind it would wait the disk's time (about
-    // 20 ms here) for it.
-    let mut dirty_since: Option<Instant> = None;
+    // The sync comes one interval after the oldest unsynced write, not one
+    // interval after the last sync: after a pause, the first push would
+    // otherwise be followed by a sync at once, and the pushes behind it
+    // would wait the disk's time (about 20 ms here) for it.
     loop {
-        if !wal.unsynced() {
-            dirty_since = None;
-        }
-        let first = if let Some(since) = dirty_since {
+        let first = if let Some(since) = wal.unsynced_since() {
             match rx.recv_timeout(sync_every.saturating_sub(since.elapsed())) {
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => {
-                    dirty_since = sync(&mut wal);
+                    sync(&mut wal);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -104,11 +96,11 @@ pub fn run(mut wal: Wal, rx: Receiver<WalMsg>, head: Arc<RwLock<Head>>, policy: 
             }
         }
         write_group(&mut wal, &head, appends, every_push);
-        if wal.unsynced() {
-            let since = *dirty_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= sync_every {
-                dirty_since = sync(&mut wal);
-            }
+        if wal
+            .unsynced_since()
+            .is_some_and(|since| since.elapsed() >= sync_every)
+        {
+            sync(&mut wal);
         }
     }
     // Closing: what the last pushes wrote goes to the disk too.

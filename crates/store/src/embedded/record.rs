@@ -23,7 +23,7 @@
 //! deflated (`series.defs` does): the byte 2, the record's length as u32,
 //! then the record as a raw deflate stream.
 
-use crate::codec::varint::{put_ivarint, unzigzag};
+use crate::codec::varint::{self, put_ivarint};
 use minutely_core::{Agg, DistAgg, GaugeAgg, Kind, Sketch, Tags};
 
 /// A series as first defined; replayed into the index.
@@ -360,21 +360,14 @@ impl Reader<'_> {
     fn f64(&mut self) -> Result<f64, RecordError> {
         Ok(f64::from_le_bytes(self.take()?))
     }
-    /// A zigzag LEB128 varint of at most ten bytes.
+    /// A zigzag LEB128 varint, read as the block codec reads them.
     fn ivarint(&mut self) -> Result<i64, RecordError> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let b = self.u8()?;
-            // The tenth byte may only carry the 64th bit.
-            if i == 9 && b > 1 {
-                break;
-            }
-            v |= u64::from(b & 0x7F) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(unzigzag(v));
-            }
-        }
-        Err(RecordError("varint longer than 64 bits"))
+        let mut r = varint::Reader::new(self.buf);
+        let v = r
+            .ivarint("log varint")
+            .map_err(|_| RecordError("bad varint"))?;
+        self.buf = &self.buf[self.buf.len() - r.remaining()..];
+        Ok(v)
     }
     fn str(&mut self) -> Result<String, RecordError> {
         let n = self.u32()? as usize;

@@ -554,23 +554,38 @@ fn last_seen_follows_the_head_and_the_checkpoints() {
     assert_eq!(seen(&store, "other"), Some(t0 + 540));
 }
 
+/// A store whose early checkpoints come at 10 open minutes, and a push of
+/// 30 minutes of one counter (three times that).
+fn small_head_store(dir: &std::path::Path) -> (EmbeddedStore, Vec<Point>, i64) {
+    let mut cfg = EmbeddedConfig::new(dir);
+    cfg.max_open_minutes = 10;
+    let store = EmbeddedStore::open(cfg).unwrap();
+    let t0 = base();
+    let points = (0..30)
+        .map(|m| point(Kind::Counter, "orders", (t0 + m * 60) as f64, 1.0, &[]))
+        .collect();
+    (store, points, t0)
+}
+
+/// As if a checkpoint were writing: the background checkpoint a push asks
+/// for stops at the writer lock (held until the guard drops), and a frozen
+/// head stands for the one being written.
+fn checkpoint_writing(
+    store: &EmbeddedStore,
+) -> std::sync::MutexGuard<'_, Option<(u64, Arc<Generation>)>> {
+    let pending = store.inner.writer_lock();
+    store.inner.head.write().unwrap().frozen = Some(Arc::new(Generation::default()));
+    pending
+}
+
 /// A push that leaves the head holding more than twice the early
 /// checkpoint's size, while a checkpoint is writing, is answered only once
 /// that checkpoint is done: pushes cannot outrun checkpoints for ever.
 #[test]
 fn a_push_past_twice_the_head_size_waits_for_the_running_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = EmbeddedConfig::new(dir.path());
-    cfg.max_open_minutes = 10;
-    let store = EmbeddedStore::open(cfg).unwrap();
-    let t0 = base();
-    let points: Vec<Point> = (0..30)
-        .map(|m| point(Kind::Counter, "orders", (t0 + m * 60) as f64, 1.0, &[]))
-        .collect();
-    // The background checkpoint the push asks for stops at the writer
-    // lock, and a frozen head stands for the one being written.
-    let pending = store.inner.writer_lock();
-    store.inner.head.write().unwrap().frozen = Some(Arc::new(Generation::default()));
+    let (store, points, t0) = small_head_store(dir.path());
+    let pending = checkpoint_writing(&store);
     std::thread::scope(|s| {
         let push = s.spawn(|| store.push(req(None, points)));
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -593,15 +608,8 @@ fn a_push_past_twice_the_head_size_waits_for_the_running_checkpoint() {
 #[test]
 fn a_push_does_not_wait_on_a_checkpoint_that_failed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = EmbeddedConfig::new(dir.path());
-    cfg.max_open_minutes = 10;
-    let store = EmbeddedStore::open(cfg).unwrap();
-    let t0 = base();
-    let points: Vec<Point> = (0..30)
-        .map(|m| point(Kind::Counter, "orders", (t0 + m * 60) as f64, 1.0, &[]))
-        .collect();
-    let pending = store.inner.writer_lock();
-    store.inner.head.write().unwrap().frozen = Some(Arc::new(Generation::default()));
+    let (store, points, _) = small_head_store(dir.path());
+    let pending = checkpoint_writing(&store);
     store.inner.checkpoints_tried.0.lock().unwrap().last_failed = true;
     std::thread::scope(|s| {
         let push = s.spawn(|| store.push(req(None, points)));

@@ -39,16 +39,29 @@ impl Point {
 
     /// The point as a one-minute aggregate.
     pub fn to_agg(&self) -> Agg {
-        match (&self.value, self.kind) {
-            (PointValue::Single(v), Kind::Counter) => Agg::Counter(*v),
-            (PointValue::Single(v), Kind::Gauge) => {
-                Agg::Gauge(GaugeAgg::single(*v, millis_of(self.ts)))
-            }
-            (PointValue::Single(v), Kind::Distribution) => {
-                Agg::Distribution(Box::new(DistAgg::single(*v)))
-            }
-            (PointValue::GaugeSummary(g), _) => Agg::Gauge((**g).clone()),
-            (PointValue::DistSummary(d), _) => Agg::Distribution(d.clone()),
+        match &self.value {
+            PointValue::Single(v) => self.single_agg(*v),
+            PointValue::GaugeSummary(g) => Agg::Gauge((**g).clone()),
+            PointValue::DistSummary(d) => Agg::Distribution(d.clone()),
+        }
+    }
+
+    /// [`to_agg`](Self::to_agg), taking the point: a summary moves into
+    /// the aggregate instead of being copied (a distribution's sketch is
+    /// two vectors).
+    pub fn into_agg(self) -> Agg {
+        match self.value {
+            PointValue::Single(v) => self.single_agg(v),
+            PointValue::GaugeSummary(g) => Agg::Gauge(*g),
+            PointValue::DistSummary(d) => Agg::Distribution(d),
+        }
+    }
+
+    fn single_agg(&self, v: f64) -> Agg {
+        match self.kind {
+            Kind::Counter => Agg::Counter(v),
+            Kind::Gauge => Agg::Gauge(GaugeAgg::single(v, millis_of(self.ts))),
+            Kind::Distribution => Agg::Distribution(Box::new(DistAgg::single(v))),
         }
     }
 }
@@ -56,6 +69,42 @@ impl Point {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Taken or lent, a point gives the same aggregate.
+    #[test]
+    fn into_agg_is_to_agg() {
+        let mut sketch = crate::Sketch::new();
+        sketch.add(2.5);
+        let values = [
+            (Kind::Counter, PointValue::Single(3.0)),
+            (Kind::Gauge, PointValue::Single(-1.5)),
+            (Kind::Distribution, PointValue::Single(7.0)),
+            (
+                Kind::Gauge,
+                PointValue::GaugeSummary(Box::new(GaugeAgg::single(4.0, 1_000))),
+            ),
+            (
+                Kind::Distribution,
+                PointValue::DistSummary(Box::new(DistAgg {
+                    count: 1.0,
+                    sum: 2.5,
+                    min: 2.5,
+                    max: 2.5,
+                    sketch,
+                })),
+            ),
+        ];
+        for (kind, value) in values {
+            let p = Point {
+                kind,
+                name: "m".into(),
+                tags: Tags::new(),
+                ts: 1_764_100_017.25,
+                value,
+            };
+            assert_eq!(p.to_agg(), p.clone().into_agg(), "{p:?}");
+        }
+    }
 
     /// A push holds every point of its body at once: keep them small.
     #[test]

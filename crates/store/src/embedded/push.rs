@@ -65,7 +65,7 @@ impl Inner {
                                 defs.push(meta.def.clone());
                                 fresh.push(meta.clone());
                             }
-                            points.push((meta.def.id, p.minute(), p.to_agg()));
+                            points.push((meta.def.id, p.minute(), p.into_agg()));
                         }
                         Err(e) => outcome.rejected.push(Rejected {
                             index: i,
